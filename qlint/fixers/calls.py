@@ -1,0 +1,121 @@
+"""Edit primitives for calls, keywords, literals and class bodies.
+
+Each returns text edits against ``SourceFile.utf8`` and touches nothing else: the
+argument layout (one line, or one argument per line with or without a trailing comma)
+is read from the text around the call and continued in the same style.
+"""
+
+from __future__ import annotations
+
+import re
+
+from qlint.lint.diagnostics import Edit
+from qlint.lint.facts import CallFact, ClassFact, Keyword, Value
+from qlint.lint.source import SourceFile
+
+_STRING_PREFIX = re.compile(r"^([rRbBuUfF]*)(\"\"\"|'''|\"|')")
+
+
+def _line_end(data: bytes, offset: int) -> int:
+    nl = data.find(b"\n", offset)
+    if nl < 0:
+        return len(data)
+    return nl - 1 if nl > 0 and data[nl - 1] == 0x0D else nl
+
+
+def _indent_of_line(data: bytes, offset: int) -> str:
+    start = data.rfind(b"\n", 0, offset) + 1
+    end = start
+    while end < len(data) and data[end] in (0x20, 0x09):
+        end += 1
+    return data[start:end].decode("utf-8")
+
+
+def _last_argument_end(call: CallFact) -> int | None:
+    ends = [a.span.end for a in call.args] + [k.span.end for k in call.kwargs.values()]
+    return max(ends) if ends else None
+
+
+def add_keywords(src: SourceFile, call: CallFact, items: list[tuple[str, str]]) -> list[Edit]:
+    """Add ``name=value`` arguments to a call, turning ``@app.task`` into ``@app.task(...)``."""
+    text = ", ".join(f"{k}={v}" for k, v in items)
+    data = src.utf8
+    if not call.is_call:
+        return [Edit(call.func_end, call.func_end, f"({text})")]
+    assert call.lpar is not None and call.rpar is not None
+    last = _last_argument_end(call)
+    if last is None or call.has_star and last is None:
+        inner = data[call.lpar:call.rpar]
+        if inner.strip():  # only ``*args``: put ours after them
+            last = call.rpar - (len(inner) - len(inner.rstrip()))
+        else:
+            return [Edit(call.lpar, call.lpar, text)]
+    after = data[last:call.rpar]
+    comma = after.lstrip().startswith(b",")
+    multiline = b"\n" in data[call.lpar:call.rpar] and b"\n" in data[call.lpar:last] or (
+        b"\n" in after and comma)
+    if not multiline:
+        if comma:
+            pos = last + after.index(b",") + 1
+            return [Edit(pos, pos, " " + text + ",")]
+        return [Edit(last, last, ", " + text)]
+    indent = _indent_of_line(data, last)
+    newline = src.newline
+    lines = "".join(f"{newline}{indent}{k}={v}," for k, v in items)
+    if comma:
+        pos = _line_end(data, last + after.index(b","))
+        pos = min(pos, call.rpar) if b"\n" not in data[last:call.rpar] else pos
+        return [Edit(pos, pos, lines)]
+    # No trailing comma: add one after the last argument, then ours on new lines without one.
+    end = _line_end(data, last)
+    if end > call.rpar:
+        end = call.rpar
+    body = "".join(f",{newline}{indent}{k}={v}" for k, v in items)
+    if end == last:
+        return [Edit(last, last, body)]
+    return [Edit(last, last, ","), Edit(end, end, body[1:])]
+
+
+def replace_value(keyword: Keyword, text: str) -> Edit:
+    return Edit(keyword.value.span.start, keyword.value.span.end, text)
+
+
+def replace_span(value: Value, text: str) -> Edit:
+    return Edit(value.span.start, value.span.end, text)
+
+
+def string_like(src: SourceFile, value: Value, new: str) -> str:
+    """``new`` as a string literal in the quote style of ``value``'s literal."""
+    original = src.utf8[value.span.start:value.span.end].decode("utf-8")
+    match = _STRING_PREFIX.match(original)
+    quote = match.group(2) if match else '"'
+    if len(quote) == 3:
+        quote = quote[0]
+    return f"{quote}{new}{quote}"
+
+
+def delete_element(seq: Value, index: int) -> Edit | None:
+    """Remove element ``index`` of a literal list/tuple/set with its separating comma."""
+    elements = seq.elements
+    if len(elements) < 2:
+        return None
+    if index + 1 < len(elements):
+        return Edit(elements[index].span.start, elements[index + 1].span.start, "")
+    return Edit(elements[index - 1].span.end, elements[index].span.end, "")
+
+
+def add_class_attributes(src: SourceFile, cls: ClassFact, items: list[tuple[str, str]]) -> list[Edit]:
+    if cls.body_insert is None:
+        return []
+    newline = src.newline
+    text = "".join(f"{cls.body_indent}{k} = {v}{newline}" for k, v in items)
+    return [Edit(cls.body_insert, cls.body_insert, text)]
+
+
+def fresh_name(used: set[str], base: str = "exc") -> str:
+    name = base
+    i = 1
+    while name in used:
+        name = f"{base}{i}"
+        i += 1
+    return name

@@ -1,0 +1,462 @@
+"""Everything qlint knows about Celery: names, option shapes, settings and defaults.
+
+Turns the project's facts into ``App`` (with settings gathered from every place in the
+domain catalog's section 1.2) and ``Task`` objects (decorated functions, wrappers,
+class-based tasks) with effective options and their sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qlint.frameworks.celery_settings import OLD_TO_NEW, SETTINGS
+from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword, Span, Value
+from qlint.lint.model import UNKNOWN, App, Project, Resolved, Task
+
+FRAMEWORK = "celery"
+CELERY_CLASSES = frozenset({"celery.Celery", "celery.app.Celery", "celery.app.base.Celery"})
+SHARED_TASK = frozenset({"celery.shared_task", "celery.app.shared_task", "celery.app.base.shared_task"})
+CURRENT_APP = frozenset({"celery.current_app", "celery.app.current_app"})
+TASK_BASES = frozenset({
+    "celery.Task", "celery.app.Task", "celery.app.task.Task", "celery.task.Task", "celery.task.base.Task",
+    "celery.contrib.django.task.DjangoTask", "celery.contrib.abortable.AbortableTask",
+})
+PARTIAL = frozenset({"functools.partial"})
+
+# Task options that a global setting provides when neither the task nor its base sets them.
+OPTION_SETTINGS = {
+    "time_limit": "task_time_limit",
+    "soft_time_limit": "task_soft_time_limit",
+    "acks_late": "task_acks_late",
+    "serializer": "task_serializer",
+    "ignore_result": "task_ignore_result",
+    "rate_limit": "task_default_rate_limit",
+    "reject_on_worker_lost": "task_reject_on_worker_lost",
+    "track_started": "task_track_started",
+}
+# Task class defaults (celery/app/task.py, celery/app/autoretry.py, 5.7.0).
+TASK_DEFAULTS = {
+    "max_retries": 3,
+    "default_retry_delay": 180,
+    "time_limit": None,
+    "soft_time_limit": None,
+    "acks_late": False,
+    "autoretry_for": (),
+    "dont_autoretry_for": (),
+    "retry_backoff": False,
+    "retry_kwargs": {},
+    "serializer": "json",
+    "bind": False,
+}
+SERIALIZER_SETTINGS = ("task_serializer", "result_serializer", "event_serializer", "accept_content",
+                       "result_accept_content")
+PICKLE_NAMES = ("pickle", "application/x-python-serialize")
+# The retry/timeout exception a Celery task body can swallow.
+TIMEOUT_EXCEPTIONS = frozenset({"celery.exceptions.SoftTimeLimitExceeded",
+                                "billiard.exceptions.SoftTimeLimitExceeded"})
+# Prefix bytes: a file that contains none of these cannot hold Celery facts.
+MARKERS = (b"celery", b"Celery", b"CELERY", b"shared_task", b".task", b"Task", b"conf", b"retry")
+PREFILTER_TOKENS = (b"celery", b"CELERY", b"task", b"Task", b"conf", b"retry", b"apply_async")
+
+
+@dataclass
+class _DecoratorInfo:
+    apps: list[App] | None  # None: shared (bound to every app in the project)
+    defaults: dict[str, Keyword]  # options a wrapper supplies
+    defaults_file: FileFacts | None
+    wrapper: str
+
+
+def collect(project: Project) -> None:
+    apps = _find_apps(project)
+    project.apps.extend(apps)
+    by_name = {a.qualified: a for a in apps}
+    for app in apps:
+        _configure(project, app)
+    for facts in project.parsed_files():
+        for fn in facts.functions:
+            if fn.decorators and fn.class_name is None:
+                task = _function_task(project, facts, fn, by_name, apps)
+                if task is not None:
+                    project.tasks.append(task)
+        for cls in facts.classes:
+            if "run" in cls.methods and _is_task_class(project, facts, cls, by_name):
+                project.tasks.append(_class_task(project, facts, cls, apps))
+
+
+# -- apps ------------------------------------------------------------------------------
+
+def _is_celery_call(project: Project, call: CallFact) -> bool:
+    target = project.canonical(call.qualified)
+    if target in CELERY_CLASSES:
+        return True
+    found = project.class_named(target)
+    if found:
+        return any(project.canonical(b.qualified) in CELERY_CLASSES for b in found[1].bases if b.kind == "name")
+    return False
+
+
+def _find_apps(project: Project) -> list[App]:
+    apps = []
+    for facts in project.parsed_files():
+        for name, kw in facts.assigns.items():
+            v = kw.value
+            if v.kind == "call" and v.call is not None and _is_celery_call(project, v.call):
+                apps.append(App(FRAMEWORK, f"{facts.module}.{name}", facts, v.call))
+    return apps
+
+
+def _receiver(call_qualified: str) -> str:
+    return call_qualified.rpartition(".")[0]
+
+
+def _configure(project: Project, app: App) -> None:
+    sites: list[tuple[str, Resolved]] = []
+
+    def add(key: str, kw: Keyword, facts: FileFacts, source: str) -> None:
+        folded = project.fold(kw.value)
+        sites.append((key, Resolved(folded.value, source, kw, facts, folded.env)))
+
+    call = app.call
+    namespace_kw = call.kwargs.get("namespace")
+    for name, kw in call.kwargs.items():
+        key = {"broker": "broker_url", "backend": "result_backend"}.get(name, name)
+        if key in SETTINGS:
+            add(key, kw, app.file, "Celery(...)")
+        elif name == "changes":
+            _add_mapping(project, kw.value, app, add, "Celery(changes=...)", app.file)
+        elif name == "config_source":
+            _config_from(project, kw.value, None, app, add, app.file)
+    if call.has_star:
+        _incomplete(app, "Celery(...) receives **kwargs")
+    if namespace_kw is not None:
+        pass  # the namespace only matters for config_from_object, handled below
+
+    conf = app.qualified + ".conf"
+    for facts in project.parsed_files():
+        for c in facts.calls:
+            receiver = project.canonical(_receiver(c.qualified)) if c.qualified else ""
+            if c.method == "config_from_object" and receiver == app.qualified and c.args:
+                ns = c.kwargs.get("namespace")
+                namespace = project.fold(ns.value).value if ns is not None else None
+                _config_from(project, c.args[0], namespace, app, add, facts)
+            elif c.method in ("config_from_envvar", "config_from_cmdline") and receiver == app.qualified:
+                _incomplete(app, f"configuration from {c.method}")
+            elif c.method == "update" and receiver == conf:
+                if c.has_star and not c.args and not c.kwargs:
+                    _incomplete(app, "conf.update(**...)")
+                for arg in c.args:
+                    _add_mapping(project, arg, app, add, "conf.update", facts)
+                for name, kw in c.kwargs.items():
+                    if name in SETTINGS:
+                        add(name, kw, facts, "conf.update")
+                if c.has_star:
+                    _incomplete(app, "conf.update(**...)")
+        for aa in facts.attr_assigns:
+            if project.canonical(aa.qualified) == conf and aa.key in SETTINGS:
+                add(aa.key, aa.keyword, facts, "app.conf")
+    app.setting_sites = sites
+    for key, resolved in sites:
+        app.settings[key] = resolved
+
+
+def _incomplete(app: App, reason: str) -> None:
+    app.config_complete = False
+    app.incomplete_reason = app.incomplete_reason or reason
+
+
+def _add_mapping(project: Project, value: Value, app: App, add, source: str, facts: FileFacts) -> None:
+    target = value
+    where = facts
+    if value.kind == "name":
+        found = project.assignment(value.qualified)
+        if found is None:
+            _incomplete(app, f"{source} with a value qlint cannot read")
+            return
+        where, kw = found
+        target = kw.value
+    if target.kind != "dict":
+        _incomplete(app, f"{source} with a value qlint cannot read")
+        return
+    for k, v in target.items:
+        key = project.fold(k).value
+        if isinstance(key, str) and key in SETTINGS:
+            add(key, Keyword(key, v, Span(k.span.start, v.span.end)), where, source)
+        elif not isinstance(key, str):
+            _incomplete(app, f"{source} with computed keys")
+
+
+def _config_from(project: Project, value: Value, namespace, app: App, add, facts: FileFacts) -> None:
+    folded = project.fold(value)
+    prefix = f"{namespace}_" if isinstance(namespace, str) and namespace else ""
+    if isinstance(folded.value, str):
+        target = folded.value
+        if target.startswith("django.conf:settings") or target == "django.conf.settings":
+            modules = _django_settings_modules(project)
+            if not modules:
+                _incomplete(app, "Django settings module not found in the project")
+            for m in modules:
+                _read_settings_module(m, prefix, add, "Django settings")
+            return
+        module, _, obj = target.partition(":")
+        if obj:
+            found = project.class_named(f"{module}.{obj}")
+            if found:
+                _read_class(found[0], found[1], prefix, add)
+                return
+        elif project.module(module) is not None:
+            _read_settings_module(project.module(module), prefix, add, "config module")
+            return
+        _incomplete(app, f"config_from_object({target!r}) names a module outside the project")
+        return
+    if value.kind == "name":
+        q = project.canonical(value.qualified)
+        if project.module(q) is not None:
+            _read_settings_module(project.module(q), prefix, add, "config module")
+            return
+        found = project.class_named(q)
+        if found:
+            _read_class(found[0], found[1], prefix, add)
+            return
+    _incomplete(app, "config_from_object() with a value qlint cannot read")
+
+
+def _setting_key(name: str, prefix: str) -> str | None:
+    if prefix:
+        if name.startswith(prefix):
+            key = name[len(prefix):].lower()
+            if key in SETTINGS:
+                return key
+            old = OLD_TO_NEW.get(name) or OLD_TO_NEW.get(name[len(prefix):])
+            return old
+        return None
+    if name in SETTINGS:
+        return name
+    return OLD_TO_NEW.get(name)
+
+
+def _read_settings_module(facts: FileFacts, prefix: str, add, source: str) -> None:
+    for name, kw in facts.assigns.items():
+        key = _setting_key(name, prefix)
+        if key:
+            add(key, kw, facts, f"{source} {facts.module}")
+
+
+def _read_class(facts: FileFacts, cls: ClassFact, prefix: str, add) -> None:
+    for name, kw in cls.attrs.items():
+        key = _setting_key(name, prefix)
+        if key:
+            add(key, kw, facts, f"config class {cls.name}")
+
+
+def _django_settings_modules(project: Project) -> list[FileFacts]:
+    names: list[str] = []
+    for facts in project.parsed_files():
+        for c in facts.calls:
+            if c.method == "setdefault" and c.qualified == "os.environ.setdefault" and len(c.args) >= 2:
+                key = project.fold(c.args[0]).value
+                val = project.fold(c.args[1]).value
+                if key == "DJANGO_SETTINGS_MODULE" and isinstance(val, str) and val not in names:
+                    names.append(val)
+    found = [project.module(n) for n in names if project.module(n) is not None]
+    if not found:
+        found = [project.module(m) for m in sorted(project.module_names())
+                 if m.split(".")[-1] == "settings" or ".settings." in f".{m}."]
+        found = [f for f in found if f is not None]
+    seen: dict[str, FileFacts] = {}
+    stack = list(found)
+    while stack:  # ``from .base import *`` chains of split settings
+        facts = stack.pop(0)
+        if facts.module in seen:
+            continue
+        seen[facts.module] = facts
+        stack.extend(m for m in (project.module(s) for s in facts.star_imports) if m is not None)
+    # Base modules first so that the module that star-imports them wins.
+    return list(reversed(list(seen.values())))
+
+
+def setting(app: App, key: str) -> Resolved | None:
+    return app.settings.get(key)
+
+
+# -- tasks -----------------------------------------------------------------------------
+
+def _decorator_info(project: Project, dec: CallFact, by_name: dict[str, App], depth: int = 0) -> _DecoratorInfo | None:
+    if depth > 4 or not dec.qualified:
+        return None
+    target = project.canonical(dec.qualified)
+    if target in SHARED_TASK:
+        return _DecoratorInfo(None, {}, None, "")
+    head, _, last = target.rpartition(".")
+    if last == "task":
+        if head in by_name:
+            return _DecoratorInfo([by_name[head]], {}, None, "")
+        if head in CURRENT_APP:
+            return _DecoratorInfo(None, {}, None, "")
+    # A project wrapper: ``task = partial(shared_task, bind=True)`` or a decorator factory.
+    assigned = project.assignment(target)
+    if assigned is not None:
+        where, kw = assigned
+        v = kw.value
+        if v.kind == "call" and v.call is not None and project.canonical(v.call.qualified) in PARTIAL and v.call.args:
+            inner = v.call.args[0]
+            if inner.kind == "name":
+                fake = CallFact(dotted=inner.dotted, qualified=inner.qualified, span=inner.span, is_call=False)
+                info = _decorator_info(project, fake, by_name, depth + 1)
+                if info is not None:
+                    defaults = {**info.defaults, **v.call.kwargs}
+                    return _DecoratorInfo(info.apps, defaults, where, target)
+        if v.kind == "call" and v.call is not None and depth == 0:
+            # ``task = app.task(...)`` used as ``@task``: the call's result is the decorator.
+            info = _decorator_info(project, v.call, by_name, depth + 1)
+            if info is not None:
+                return _DecoratorInfo(info.apps, {**info.defaults, **v.call.kwargs}, where, target)
+    factory = project.function_named(target)
+    if factory is not None:
+        where, fn = factory
+        for ret in fn.returns:
+            if ret.call is not None:
+                info = _decorator_info(project, ret.call, by_name, depth + 1)
+                if info is not None:
+                    defaults = {k: kw for k, kw in ret.call.kwargs.items()}
+                    return _DecoratorInfo(info.apps, {**info.defaults, **defaults}, where, target)
+    return None
+
+
+def _function_task(project: Project, facts: FileFacts, fn: FunctionFact, by_name, apps) -> Task | None:
+    for dec in fn.decorators:
+        info = _decorator_info(project, dec, by_name)
+        if info is None:
+            continue
+        task_apps = info.apps if info.apps is not None else list(apps)
+        task = Task(FRAMEWORK, fn.name, facts, anchor=Span(fn.span.start, fn.span.start), header=fn.header,
+                    function=fn, decorator=dec, apps=task_apps, is_async=fn.is_async, wrapper=info.wrapper)
+        level: dict[str, Resolved] = {}
+        for name, kw in info.defaults.items():
+            folded = project.fold(kw.value)
+            level[name] = Resolved(folded.value, f"wrapper {info.wrapper}", kw, info.defaults_file, folded.env)
+        for name, kw in dec.kwargs.items():
+            folded = project.fold(kw.value)
+            level[name] = Resolved(folded.value, "decorator", kw, facts, folded.env)
+        task.levels["decorator"] = level
+        if dec.has_star:
+            task.levels["decorator"]["**"] = Resolved(UNKNOWN, "decorator")
+        name_opt = level.get("name")
+        task.name = name_opt.value if name_opt and isinstance(name_opt.value, str) else f"{facts.module}.{fn.name}"
+        base_kw = level.get("base")
+        bases: list[tuple[FileFacts, ClassFact]] = []
+        if base_kw is not None and base_kw.keyword is not None and base_kw.keyword.value.kind == "name":
+            found = project.class_named(project.canonical(base_kw.keyword.value.qualified))
+            if found:
+                bases = _class_chain(project, *found)
+        else:
+            for app in task_apps:
+                cls_kw = app.call.kwargs.get("task_cls")
+                if cls_kw is not None and cls_kw.value.kind == "name":
+                    found = project.class_named(project.canonical(cls_kw.value.qualified))
+                    if found:
+                        bases = _class_chain(project, *found)
+                        break
+        _merge(project, task, bases)
+        bound = level.get("bind")
+        task.bound = bool(bound and bound.value is True)
+        return task
+    return None
+
+
+def _class_chain(project: Project, facts: FileFacts, cls: ClassFact, depth: int = 0) -> list[tuple[FileFacts, ClassFact]]:
+    """The class and its project base classes, nearest first."""
+    chain = [(facts, cls)]
+    if depth > 8:
+        return chain
+    for base in cls.bases:
+        if base.kind == "name":
+            found = project.class_named(project.canonical(base.qualified))
+            if found and found[1] is not cls:
+                chain.extend(_class_chain(project, found[0], found[1], depth + 1))
+    return chain
+
+
+def _is_task_class(project: Project, facts: FileFacts, cls: ClassFact, by_name, depth: int = 0) -> bool:
+    if depth > 8:
+        return False
+    for base in cls.bases:
+        if base.kind != "name":
+            continue
+        target = project.canonical(base.qualified)
+        if target in TASK_BASES:
+            return True
+        head, _, last = target.rpartition(".")
+        if last == "Task" and (head in by_name or head in CURRENT_APP):
+            return True
+        found = project.class_named(target)
+        if found and found[1] is not cls and _is_task_class(project, found[0], found[1], by_name, depth + 1):
+            return True
+    return False
+
+
+def _class_task(project: Project, facts: FileFacts, cls: ClassFact, apps: list[App]) -> Task:
+    task = Task(FRAMEWORK, cls.name, facts, anchor=Span(cls.header.start, cls.header.start),
+                header=cls.span, cls=cls, apps=list(apps), bound=True)
+    task.levels["decorator"] = {}
+    name_attr = cls.attrs.get("name")
+    folded = project.fold(name_attr.value) if name_attr else None
+    task.name = folded.value if folded and isinstance(folded.value, str) else f"{facts.module}.{cls.name}"
+    _merge(project, task, _class_chain(project, facts, cls))
+    return task
+
+
+def _merge(project: Project, task: Task, chain: list[tuple[FileFacts, ClassFact]]) -> None:
+    """Effective options: annotations > decorator > base classes (nearest first) > settings > defaults."""
+    options: dict[str, Resolved] = {}
+    for facts, cls in reversed(chain):
+        level: dict[str, Resolved] = {}
+        for name, kw in cls.attrs.items():
+            folded = project.fold(kw.value)
+            level[name] = Resolved(folded.value, f"class {cls.name}", kw, facts, folded.env)
+        task.levels[f"class {facts.module}.{cls.qualname}"] = level
+        options.update(level)
+    options.update({k: v for k, v in task.levels.get("decorator", {}).items() if k != "**"})
+    for app in task.apps:
+        annotations = app.settings.get("task_annotations")
+        if annotations is not None and isinstance(annotations.value, dict):
+            for key in ("*", task.name):
+                entry = annotations.value.get(key)
+                if isinstance(entry, dict):
+                    for name, val in entry.items():
+                        options[name] = Resolved(val, "task_annotations", annotations.keyword, annotations.file)
+        elif annotations is not None:
+            options.setdefault("**annotations", Resolved(UNKNOWN, "task_annotations", annotations.keyword))
+    for option, key in OPTION_SETTINGS.items():
+        if option in options:
+            continue
+        for app in task.apps:
+            value = app.settings.get(key)
+            if value is not None:
+                options[option] = Resolved(value.value, f"setting {key}", value.keyword, value.file, value.env)
+                break
+    task.options = options
+
+
+def default(option: str):
+    return TASK_DEFAULTS.get(option)
+
+
+def is_pickle(value) -> bool:
+    return isinstance(value, str) and value.strip().lower() in PICKLE_NAMES
+
+
+def exported_names(project: Project) -> set[str]:
+    """Names a file must spell to define a Celery task through something the project binds:
+    apps, decorator wrappers and task classes (the prefilter's closure reads this)."""
+    apps = {a.qualified: a for a in _find_apps(project)}
+    names = {q.rpartition(".")[2] for q in apps}
+    for facts in project.parsed_files():
+        for name in list(facts.assigns) + [fn.name for fn in facts.functions if fn.depth == 0 and fn.returns]:
+            fake = CallFact(dotted=name, qualified=f"{facts.module}.{name}", span=Span(0, 0), is_call=False)
+            if name not in names and _decorator_info(project, fake, apps) is not None:
+                names.add(name)
+        for cls in facts.classes:
+            if cls.qualname == cls.name and _is_task_class(project, facts, cls, apps):
+                names.add(cls.name)
+    return names

@@ -1,0 +1,57 @@
+"""What a rule sees: the project model, the settings, and a way to report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from qlint.lint.diagnostics import Applicability, Diagnostic, Edit, Fix
+from qlint.lint.facts import FileFacts, Span
+from qlint.lint.model import Project
+from qlint.lint.registry import Rule
+from qlint.lint.source import SourceFile
+from qlint.settings import Settings
+
+
+class RuleContext:
+    def __init__(self, project: Project, sources: dict[str, SourceFile], settings: Settings) -> None:
+        self.project = project
+        self.sources = sources
+        self.settings = settings
+        self.diagnostics: list[Diagnostic] = []
+        self.rule: type[Rule] | None = None
+        self._seen: set[tuple[str, str, int]] = set()
+
+    def source(self, facts: FileFacts) -> SourceFile:
+        return self.sources[facts.path]
+
+    def fix(self, facts: FileFacts, message: str, edits: Iterable[Edit],
+            applicability: Applicability = Applicability.UNSAFE) -> Fix | None:
+        src = self.source(facts)
+        located = tuple(sorted(
+            (Edit(e.start, e.end, e.content, src.location(e.start), src.location(e.end)) for e in edits),
+            key=lambda e: (e.start, e.end)))
+        if not located:
+            return None
+        return Fix(applicability, message, located)
+
+    def report(self, facts: FileFacts, span: Span, message: str, *, fix: Fix | None = None,
+               statement: Span | None = None) -> None:
+        """Report the current rule at ``span``; a noqa on any line of ``statement`` (default: the span) applies."""
+        rule = self.rule
+        assert rule is not None
+        key = (rule.code, facts.path, span.start)
+        if key in self._seen:  # one finding per anchor, however many conditions hold there
+            return
+        self._seen.add(key)
+        src = self.source(facts)
+        start = src.location(span.start)
+        end = src.location(span.end)
+        if span.end == span.start:  # a line anchor: underline to the end of the line
+            end = src.location(src.line_span(start.row)[1])
+        stmt = statement or span
+        rows = tuple(range(src.row_of(stmt.start), src.row_of(max(stmt.start, stmt.end - 1)) + 1))
+        self.diagnostics.append(Diagnostic(
+            code=rule.code, name=rule.name, message=message, path=Path(facts.path), location=start,
+            end_location=end, severity=rule.severity, fix=fix, noqa_rows=rows, source_line=src.line_text(start.row),
+        ))

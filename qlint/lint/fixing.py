@@ -1,0 +1,121 @@
+"""Applying fixes: non-overlapping edits, re-parse, re-lint until nothing is left, atomic write."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+
+from qlint.lint.diagnostics import Applicability, Diagnostic, Fix
+from qlint.lint.engine import FileError, Linter
+from qlint.lint.source import SourceFile
+
+MAX_ITERATIONS = 10
+
+
+def threshold(unsafe: bool) -> Applicability:
+    return Applicability.UNSAFE if unsafe else Applicability.SAFE
+
+
+def applicable(d: Diagnostic, unsafe: bool) -> bool:
+    return d.fix is not None and d.fix.applicability.rank >= threshold(unsafe).rank
+
+
+def apply_edits(utf8: bytes, fixes: list[Fix]) -> tuple[bytes, list[Fix]]:
+    """Apply fixes in order of position, skipping any that overlaps one already applied (as ruff)."""
+    out = []
+    cursor = 0
+    last_end = -1
+    applied = []
+    for fix in sorted(fixes, key=lambda f: (f.start, f.end)):
+        if last_end >= 0 and fix.start <= last_end:
+            continue
+        for edit in fix.edits:
+            out.append(utf8[cursor:edit.start])
+            out.append(edit.content.encode("utf-8"))
+            cursor = edit.end
+        last_end = fix.end
+        applied.append(fix)
+    out.append(utf8[cursor:])
+    return b"".join(out), applied
+
+
+@dataclass
+class FixOutcome:
+    fixed: dict[str, SourceFile] = field(default_factory=dict)  # path -> new source (only changed files)
+    originals: dict[str, SourceFile] = field(default_factory=dict)
+    count: int = 0  # fixes applied
+    per_code: dict[str, int] = field(default_factory=dict)
+    errors: list[FileError] = field(default_factory=list)
+    remaining: list[Diagnostic] = field(default_factory=list)
+
+
+def fix_loop(linter: Linter, unsafe: bool) -> FixOutcome:
+    """Lint, apply every applicable fix, re-parse, re-lint; stop when nothing more is fixable."""
+    outcome = FixOutcome()
+    rejected: set[tuple[str, str, int, int]] = set()
+    diagnostics = linter.lint()
+    for _ in range(MAX_ITERATIONS):
+        by_file: dict[str, list[Diagnostic]] = {}
+        for d in diagnostics:
+            key = (str(d.path), d.code, d.location.row, d.location.column)
+            if applicable(d, unsafe) and key not in rejected:
+                by_file.setdefault(str(d.path), []).append(d)
+        if not by_file:
+            break
+        changed = False
+        for path, diags in by_file.items():
+            src = linter.sources[path]
+            new_utf8, applied = apply_edits(src.utf8, [d.fix for d in diags if d.fix is not None])
+            if not applied or new_utf8 == src.utf8:
+                continue
+            try:
+                text = new_utf8.decode("utf-8")
+                cst.parse_module(text)
+                new_raw = src.encode(new_utf8)
+            except (cst.ParserSyntaxError, UnicodeError, RecursionError) as exc:
+                codes = sorted({d.code for d in diags})
+                outcome.errors.append(FileError(src.path, f"fix introduced an error and was not applied "
+                                                f"({', '.join(codes)}): {type(exc).__name__}"))
+                for d in diags:
+                    rejected.add((path, d.code, d.location.row, d.location.column))
+                continue
+            outcome.originals.setdefault(path, src)
+            new_src = SourceFile.from_text(src.path, text, encoding=src.encoding, bom=src.bom, raw=new_raw)
+            linter.replace_source(new_src)
+            outcome.fixed[path] = new_src
+            applied_set = {id(f) for f in applied}
+            for d in diags:
+                if d.fix is not None and id(d.fix) in applied_set:
+                    outcome.count += 1
+                    outcome.per_code[d.code] = outcome.per_code.get(d.code, 0) + 1
+            changed = True
+        if not changed:
+            break
+        diagnostics = linter.lint()
+    outcome.remaining = diagnostics
+    return outcome
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a reader (or a crash) sees the old file or the new one."""
+    st = path.stat()
+    directory = path.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".qlint-tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,351 @@
+"""The project model: every file's facts joined, names resolved across modules, values folded.
+
+Framework modules (``qlint.frameworks.*``) turn the model's facts into ``Task`` and
+``App`` objects; rules read those and never a framework's internals.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Callable, Iterable, Iterator
+
+from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword, Span, Value
+
+
+class _Unknown:
+    """A value qlint cannot compute statically."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNKNOWN = _Unknown()
+
+
+@dataclass
+class Folded:
+    value: Any  # a Python value, or UNKNOWN
+    env: str | None = None  # set when the value is an environment variable's default
+
+    @property
+    def known(self) -> bool:
+        return self.value is not UNKNOWN
+
+
+@dataclass
+class Resolved:
+    """An option's effective value and where it came from."""
+
+    value: Any
+    source: str  # "decorator", "base class Foo", "task_annotations", "config", "default", ...
+    keyword: Keyword | None = None  # the text that sets it, when one does
+    file: FileFacts | None = None
+    env: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.value is not UNKNOWN
+
+
+@dataclass
+class App:
+    framework: str
+    qualified: str  # e.g. "proj.celery.app"
+    file: FileFacts
+    call: CallFact
+    settings: dict[str, Resolved] = field(default_factory=dict)
+    # Every place a setting is written, in precedence order (later wins), for rules that
+    # judge each written value.
+    setting_sites: list[tuple[str, Resolved]] = field(default_factory=list)
+    config_complete: bool = True
+    incomplete_reason: str = ""
+
+
+@dataclass
+class Task:
+    framework: str
+    name: str
+    file: FileFacts
+    anchor: Span  # the first decorator, or the class / def line
+    header: Span  # decorators and the def/class line: a noqa there applies
+    function: FunctionFact | None = None
+    cls: ClassFact | None = None
+    decorator: CallFact | None = None  # the task decorator as written (None for class-based tasks)
+    apps: list[App] = field(default_factory=list)
+    options: dict[str, Resolved] = field(default_factory=dict)
+    # Options by level, for rules that compare values set together ("decorator", "class", ...).
+    levels: dict[str, dict[str, Resolved]] = field(default_factory=dict)
+    bound: bool = False  # ``self`` is the task (bind=True, or a method of a Task subclass)
+    is_async: bool = False
+    wrapper: str = ""  # the project wrapper the decorator went through, if any
+
+    def option(self, name: str) -> Resolved | None:
+        return self.options.get(name)
+
+    @property
+    def config_complete(self) -> bool:
+        return bool(self.apps) and all(app.config_complete for app in self.apps)
+
+
+class Project:
+    """All files' facts, indexed by module, with cross-module resolution."""
+
+    def __init__(self, files: list[FileFacts], loader: Callable[[str], FileFacts | None] | None = None,
+                 module_names: Iterable[str] = ()) -> None:
+        self.files = list(files)
+        self.by_module: dict[str, FileFacts] = {}
+        for f in self.files:
+            if f.error is None:
+                self.by_module.setdefault(f.module, f)
+        # Modules of the project not parsed yet: parsed on first use, so that the
+        # prefilter never hides a constant or a config module a parsed file refers to.
+        self._loader = loader
+        self._known_modules = set(module_names) | set(self.by_module)
+        self.tasks: list[Task] = []
+        self.apps: list[App] = []
+        self._fold_stack: set[int] = set()
+
+    # -- symbols ---------------------------------------------------------------------
+    def module(self, name: str) -> FileFacts | None:
+        facts = self.by_module.get(name)
+        if facts is None and self._loader is not None and name in self._known_modules:
+            self._known_modules.discard(name)
+            facts = self._loader(name)
+            if facts is not None:
+                self.files.append(facts)
+                if facts.error is None:
+                    self.by_module[name] = facts
+                else:
+                    facts = None
+        return facts
+
+    def module_names(self) -> set[str]:
+        return self._known_modules | set(self.by_module)
+
+    def lookup(self, qualified: str, _depth: int = 0) -> tuple[FileFacts, str] | None:
+        """Find the module and top-level name that ``qualified`` (module.name) refers to.
+
+        Follows re-exports (``from .celery import app`` in ``__init__.py``) a few levels deep.
+        """
+        if _depth > 8 or not qualified:
+            return None
+        module, _, name = qualified.rpartition(".")
+        if not module:
+            return None
+        facts = self.module(module)
+        if facts is None:
+            return None
+        if name in facts.assigns or any(c.name == name and c.qualname == name for c in facts.classes) or any(
+                fn.name == name and fn.depth == 0 for fn in facts.functions):
+            return facts, name
+        if name in facts.imports:
+            return self.lookup(facts.imports[name], _depth + 1)
+        for star in facts.star_imports:
+            found = self.lookup(f"{star}.{name}", _depth + 1)
+            if found:
+                return found
+        return None
+
+    def assignment(self, qualified: str) -> tuple[FileFacts, Keyword] | None:
+        found = self.lookup(qualified)
+        if found and found[1] in found[0].assigns:
+            return found[0], found[0].assigns[found[1]]
+        return None
+
+    def class_named(self, qualified: str) -> tuple[FileFacts, ClassFact] | None:
+        found = self.lookup(qualified)
+        if found:
+            for cls in found[0].classes:
+                if cls.name == found[1] and cls.qualname == found[1]:
+                    return found[0], cls
+        return None
+
+    def function_named(self, qualified: str) -> tuple[FileFacts, FunctionFact] | None:
+        found = self.lookup(qualified)
+        if found:
+            for fn in found[0].functions:
+                if fn.name == found[1] and fn.depth == 0:
+                    return found[0], fn
+        return None
+
+    def canonical(self, qualified: str, _depth: int = 0) -> str:
+        """Follow project aliases (``task = app.task``, re-exports) to a name's origin."""
+        if _depth > 8:
+            return qualified
+        parts = qualified.split(".")
+        for cut in range(len(parts), 0, -1):
+            head = ".".join(parts[:cut])
+            rest = parts[cut:]
+            found = self.lookup(head)
+            if found is None:
+                continue
+            facts, name = found
+            kw = facts.assigns.get(name)
+            origin = f"{facts.module}.{name}"
+            if kw is not None and kw.value.kind == "name":
+                origin = kw.value.qualified
+                return self.canonical(".".join([origin, *rest]), _depth + 1)
+            return ".".join([origin, *rest])
+        return qualified
+
+    def parsed_files(self) -> Iterator[FileFacts]:
+        """Files parsed so far (a loop over this may parse more: iterate a copy)."""
+        return iter([f for f in self.files if f.error is None])
+
+    # -- folding ---------------------------------------------------------------------
+    def fold(self, value: Value | None) -> Folded:
+        if value is None:
+            return Folded(UNKNOWN)
+        key = id(value)
+        if key in self._fold_stack:
+            return Folded(UNKNOWN)
+        self._fold_stack.add(key)
+        try:
+            return self._fold(value)
+        finally:
+            self._fold_stack.discard(key)
+
+    def _fold(self, v: Value) -> Folded:
+        if v.kind == "const":
+            return Folded(v.value)
+        if v.kind == "name":
+            if v.qualified in ("math.inf",):
+                return Folded(math.inf)
+            found = self.assignment(v.qualified)
+            if found is not None:
+                return self.fold(found[1].value)
+            return Folded(UNKNOWN)
+        if v.kind == "seq":
+            items = [self.fold(e) for e in v.elements]
+            if all(i.known for i in items):
+                return Folded(tuple(i.value for i in items))
+            return Folded(UNKNOWN)
+        if v.kind == "dict":
+            out = {}
+            for k, val in v.items:
+                fk = self.fold(k)
+                if not fk.known:
+                    return Folded(UNKNOWN)
+                try:
+                    out[fk.value] = self.fold(val).value
+                except TypeError:
+                    return Folded(UNKNOWN)
+            return Folded(out)
+        if v.kind == "binop":
+            left, right = self.fold(v.left), self.fold(v.right)
+            if left.known and right.known:
+                try:
+                    result = _apply(v.op, left.value, right.value)
+                except Exception:  # noqa: BLE001 - any failure means "not foldable"
+                    return Folded(UNKNOWN)
+                return Folded(result, left.env or right.env)
+            return Folded(UNKNOWN)
+        if v.kind == "unary":
+            inner = self.fold(v.left)
+            if inner.known and isinstance(inner.value, (int, float)):
+                return Folded(-inner.value if v.op == "-" else inner.value, inner.env)
+            return Folded(UNKNOWN)
+        if v.kind == "call" and v.call is not None:
+            return self._fold_call(v.call)
+        return Folded(UNKNOWN)
+
+    def _fold_call(self, call: CallFact) -> Folded:
+        q = call.qualified
+        if q in ("datetime.timedelta",):
+            kwargs = {k: self.fold(kw.value) for k, kw in call.kwargs.items()}
+            args = [self.fold(a) for a in call.args]
+            if all(x.known for x in [*kwargs.values(), *args]) and not call.has_star:
+                try:
+                    return Folded(timedelta(*[a.value for a in args], **{k: x.value for k, x in kwargs.items()}))
+                except (TypeError, ValueError, OverflowError):
+                    return Folded(UNKNOWN)
+            return Folded(UNKNOWN)
+        if q.endswith(".total_seconds") or call.method == "total_seconds":
+            return Folded(UNKNOWN)
+        if q in ("builtins.int", "builtins.float", "builtins.str", "builtins.bool") and len(call.args) == 1:
+            inner = self.fold(call.args[0])
+            if inner.known:
+                try:
+                    converted = {"builtins.int": int, "builtins.float": float, "builtins.str": str,
+                                 "builtins.bool": bool}[q](inner.value)
+                except (TypeError, ValueError):
+                    return Folded(UNKNOWN)
+                return Folded(converted, inner.env)
+            return inner
+        if q == "builtins.float" and len(call.args) == 1:
+            return Folded(UNKNOWN)
+        env = self._env_default(call)
+        if env is not None:
+            return env
+        return Folded(UNKNOWN)
+
+    def _env_default(self, call: CallFact) -> Folded | None:
+        """``os.environ.get("X", d)``, ``os.getenv("X", d)``, ``env.int("X", default=d)``, ``config("X", default=d)``."""
+        q = call.qualified
+        is_env = q in ("os.environ.get", "os.getenv", "os.environ.setdefault") or call.receiver.endswith(
+            "env") or call.dotted in ("env", "config") or q.endswith("decouple.config") or call.dotted.startswith(
+            "env.")
+        if not is_env or not call.args:
+            return None
+        name = self.fold(call.args[0])
+        if not name.known or not isinstance(name.value, str):
+            return None
+        default_value = call.kwargs["default"].value if "default" in call.kwargs else (
+            call.args[1] if len(call.args) > 1 else None)
+        if default_value is None:
+            return Folded(UNKNOWN, env=name.value)
+        default = self.fold(default_value)
+        value = default.value
+        if default.known and isinstance(value, str) and (call.method in ("int", "float") or "cast" in call.kwargs):
+            try:
+                value = float(value) if call.method == "float" else int(value)
+            except ValueError:
+                value = UNKNOWN
+        return Folded(value, env=name.value)
+
+
+def _apply(op: str, a: Any, b: Any) -> Any:
+    if isinstance(a, bool) or isinstance(b, bool):
+        raise TypeError("no arithmetic on booleans")
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        if isinstance(a, str) or isinstance(b, str):
+            raise TypeError("no string repetition")
+        return a * b
+    if op == "/":
+        return a / b
+    if op == "//":
+        return a // b
+    if op == "%":
+        return a % b
+    if op == "**":
+        if abs(b) > 64:
+            raise OverflowError("exponent too large to fold")
+        return a ** b
+    raise TypeError(op)
+
+
+def seconds(value: Any) -> float | None:
+    """A duration in seconds from a folded value (numbers and ``timedelta``), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None

@@ -1,0 +1,71 @@
+"""Byte-level prefilter: which files can possibly hold a fact a rule reads.
+
+The prefilter may never change a result (``tests/test_prefilter.py`` proves findings are
+identical with it on and off). It is a two-phase test run by the engine:
+
+1. *Seeds*: files whose bytes mention a task framework at all (``FRAMEWORK_TOKENS``).
+2. *Closure*: after the seeds are parsed, any file that mentions a name the seeds bind
+   (an app, a decorator wrapper, a task base class: a user of them must spell the name),
+   or that a parsed file imports (constants, config modules), is parsed too, until
+   nothing new is reached.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from qlint.lint.facts import FileFacts
+
+# A file without any of these cannot define a task, an app, a wrapper, or settings.
+FRAMEWORK_TOKENS = re.compile(
+    rb"celery|CELERY|shared_task|\btask|Task\b|_task\b|\bconf\b|config_from_object|retry|apply_async"
+)
+
+
+def is_seed(raw: bytes) -> bool:
+    return FRAMEWORK_TOKENS.search(raw) is not None
+
+
+def is_settings_path(parts: tuple[str, ...]) -> bool:
+    """Django settings are found by module name, not by import: always parse them."""
+    return parts[-1] == "settings.py" or "settings" in parts[:-1]
+
+
+def exported_names(files: Iterable[FileFacts]) -> set[str]:
+    """Names bound at module level by parsed files: a user of any of them must spell it."""
+    names: set[str] = set()
+    for facts in files:
+        if facts.error is not None:
+            continue
+        names.update(facts.assigns)
+        names.update(c.name for c in facts.classes if c.qualname == c.name)
+        names.update(fn.name for fn in facts.functions if fn.depth == 0 and fn.returns)
+    return names
+
+
+def mentions(raw: bytes, pattern: re.Pattern[bytes] | None) -> bool:
+    return pattern is not None and pattern.search(raw) is not None
+
+
+def names_pattern(names: set[str]) -> re.Pattern[bytes] | None:
+    if not names:
+        return None
+    alternatives = b"|".join(re.escape(n.encode()) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rb"\b(?:" + alternatives + rb")\b")
+
+
+def imported_modules(facts: FileFacts) -> set[str]:
+    """Every module (and parent package) a file's imports or string references can reach."""
+    out: set[str] = set()
+    targets = list(facts.imports.values()) + list(facts.star_imports)
+    for call in facts.calls:
+        if call.method in ("config_from_object", "setdefault", "autodiscover_tasks") and call.args:
+            arg = call.args[-1] if call.method == "setdefault" else call.args[0]
+            if arg.kind == "const" and isinstance(arg.value, str):
+                targets.append(arg.value.split(":")[0])
+    for target in targets:
+        parts = target.split(".")
+        for i in range(1, len(parts) + 1):
+            out.add(".".join(parts[:i]))
+    return out
