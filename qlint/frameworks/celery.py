@@ -106,6 +106,24 @@ def _find_apps(project: Project) -> list[App]:
     return apps
 
 
+def _lazy_app(project: Project, qualified: str, by_name: dict[str, App]) -> App | None:
+    """An app defined in a module that was not parsed up front (only named files were checked)."""
+    found = project.assignment(qualified)
+    if found is None:
+        return None
+    facts, kw = found
+    v = kw.value
+    if v.kind != "call" or v.call is None or not _is_celery_call(project, v.call):
+        return None
+    app = App(FRAMEWORK, f"{facts.module}.{kw.name}", facts, v.call)
+    if app.qualified in by_name:
+        return by_name[app.qualified]
+    by_name[app.qualified] = app
+    project.apps.append(app)
+    _configure(project, app)
+    return app
+
+
 def _receiver(call_qualified: str) -> str:
     return call_qualified.rpartition(".")[0]
 
@@ -289,8 +307,9 @@ def _decorator_info(project: Project, dec: CallFact, by_name: dict[str, App], de
         return _DecoratorInfo(None, {}, None, "")
     head, _, last = target.rpartition(".")
     if last == "task":
-        if head in by_name:
-            return _DecoratorInfo([by_name[head]], {}, None, "")
+        app = by_name.get(head) or _lazy_app(project, head, by_name)
+        if app is not None:
+            return _DecoratorInfo([app], {}, None, "")
         if head in CURRENT_APP:
             return _DecoratorInfo(None, {}, None, "")
     # A project wrapper: ``task = partial(shared_task, bind=True)`` or a decorator factory.

@@ -68,7 +68,11 @@ class Linter:
                           for glob, codes in settings.per_file_ignores.items()]
 
     # -- loading ---------------------------------------------------------------------
-    def load(self, paths: list[Path]) -> None:
+    def load(self, paths: list[Path], context: list[Path] = ()) -> None:
+        """Read ``paths``; ``context`` files are only parsed if a checked file's facts refer to them."""
+        for path in context:
+            name, is_pkg = module_name(path)
+            self.modules.setdefault(name, (path, is_pkg))
         seeds: list[Path] = []
         for path in paths:
             self.checked += 1
@@ -179,7 +183,7 @@ class Linter:
                 if key not in suppressions:
                     suppressions[key] = Suppressions.for_python(src)
                 sup = suppressions[key]
-                if sup.file_level or sup.suppresses(d.code, d.noqa_rows):
+                if sup.file_level or code_matches(sup.file_codes, d.code) or sup.suppresses(d.code, d.noqa_rows):
                     continue
             kept.append(d)
         kept.sort(key=lambda d: d.sort_key)

@@ -50,6 +50,7 @@ class FixOutcome:
     originals: dict[str, SourceFile] = field(default_factory=dict)
     count: int = 0  # fixes applied
     per_code: dict[str, int] = field(default_factory=dict)
+    per_file: dict[str, int] = field(default_factory=dict)
     errors: list[FileError] = field(default_factory=list)
     remaining: list[Diagnostic] = field(default_factory=list)
 
@@ -93,6 +94,7 @@ def fix_loop(linter: Linter, unsafe: bool) -> FixOutcome:
                 if d.fix is not None and id(d.fix) in applied_set:
                     outcome.count += 1
                     outcome.per_code[d.code] = outcome.per_code.get(d.code, 0) + 1
+                    outcome.per_file[path] = outcome.per_file.get(path, 0) + 1
             changed = True
         if not changed:
             break

@@ -20,8 +20,8 @@ DOCS_URL = "https://github.com/qlint/qlint/blob/main/docs/rules/{code}.md"
 def validate_selector(selector: str) -> None:
     if not _SELECTOR.match(selector):
         raise ValueError(f"`{selector}` is not a rule code or prefix (expected e.g. QLT101, QLT1 or QLT)")
-    if len(selector) == 6 and selector.upper() not in all_codes():
-        raise ValueError(f"unknown rule code `{selector}`")
+    if not any(_matches(selector, code) for code in all_codes()):
+        raise ValueError(f"`{selector}` matches no rule (see `qlint rule --all`)")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,180 @@
+"""``qlint check``: discover, lint (or fix), report, choose the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+from pathlib import Path
+
+from qlint.lint.discovery import discover, is_excluded
+from qlint.lint.engine import FileError, Linter
+from qlint.lint.fixing import fix_loop, write_atomic
+from qlint.lint.registry import select_rules
+from qlint.lint.source import SourceFile, UndecodableSource
+from qlint.report import HUMAN_FORMATS, Summary, render, render_statistics
+from qlint.settings import Settings, load_settings
+
+STDIN = Path("-")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    anchor = [args.stdin_filename] if args.stdin_filename else [p for p in args.paths if p != STDIN]
+    settings = load_settings(args.config, anchor)
+    return settings.with_overrides(
+        select=args.select,
+        extend_select=(settings.extend_select + args.extend_select) if args.extend_select else None,
+        ignore=(settings.ignore + args.ignore) if args.ignore else None,
+        unsafe_fixes=args.unsafe_fixes,
+        output_format=args.output_format,
+    )
+
+
+def _print_errors(errors: list[FileError], root: Path) -> None:
+    for err in errors:
+        print(f"qlint: error: {_display(err.path, root)}: {err.message}", file=sys.stderr)
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return os.path.relpath(path, root) if Path(path).is_absolute() else str(path)
+    except ValueError:
+        return str(path)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    rules = select_rules(settings.select, settings.extend_select, settings.ignore)
+    rule_map = {r.code: r for r in rules}
+    fmt = settings.output_format
+    unsafe = settings.unsafe_fixes
+    fix_mode = args.fix or args.diff
+    cwd = Path.cwd()
+    paths = args.paths or [Path(".")]
+    linter = Linter(settings, rules)
+    errors: list[FileError] = []
+    stdin_src: SourceFile | None = None
+
+    if STDIN in paths:
+        if len(paths) > 1:
+            from qlint.cli import UsageError
+
+            raise UsageError("`-` (stdin) cannot be combined with other paths")
+        name = args.stdin_filename or Path("stdin.py")
+        path = (cwd / name) if not name.is_absolute() else name
+        raw = sys.stdin.buffer.read()
+        if args.force_exclude and is_excluded(path, settings):
+            if args.fix and not args.diff:
+                sys.stdout.buffer.write(raw)
+            return 0
+        if path.suffix in (".py", ".pyi") or args.stdin_filename is None:
+            try:
+                stdin_src = SourceFile.from_bytes(path, raw)
+            except UndecodableSource as exc:
+                errors.append(FileError(path, str(exc)))
+            else:
+                linter.add_source(stdin_src)
+        checked = {str(path)}
+    else:
+        found = discover([Path(os.path.abspath(p)) for p in paths], settings, force_exclude=args.force_exclude)
+        errors.extend(FileError(p, msg) for p, msg in found.errors)
+        checked = {str(p) for p in found.python}
+        context = []
+        if any(Path(p).is_file() for p in paths):
+            # Named files (pre-commit passes the changed ones): the rest of the project is
+            # still context for cross-file facts (the app's configuration, constants).
+            context = [p for p in discover([settings.root], settings).python if str(p) not in checked]
+        linter.load(found.python, context=context)
+
+    if fix_mode:
+        outcome = fix_loop(linter, unsafe)
+        errors.extend(outcome.errors)
+        remaining = outcome.remaining
+        fixed = outcome.count
+        if args.diff:
+            _print_diffs(outcome, cwd)
+        elif stdin_src is not None:
+            new = outcome.fixed.get(str(stdin_src.path))
+            sys.stdout.buffer.write(new.raw if new is not None else stdin_src.raw)
+        else:
+            for key, new in outcome.fixed.items():
+                try:
+                    if not os.access(key, os.W_OK):
+                        raise PermissionError(13, "file is read-only")
+                    write_atomic(Path(key), new.raw)
+                except OSError as exc:
+                    errors.append(FileError(Path(key), f"cannot write fixes: {exc.strerror or exc}"))
+                    fixed -= outcome.per_file.get(key, 0)
+    else:
+        remaining = linter.lint()
+        fixed = 0
+    errors.extend(linter.errors)
+    remaining = [d for d in remaining if str(d.path) in checked]
+
+    summary = Summary(fixed=fixed if not args.diff else 0, unsafe_fixes_enabled=unsafe, fix_mode=args.fix)
+    out = sys.stderr if (stdin_src is not None and args.fix and not args.diff) else None
+    stream_is_tty = (out or sys.stdout).isatty() and args.output_file is None
+    color = stream_is_tty and "NO_COLOR" not in os.environ
+    if args.diff:
+        text = ""
+        if fixed_any(outcome) and not args.quiet:
+            print(f"Would fix {outcome.count} error{'s' if outcome.count != 1 else ''}.", file=sys.stderr)
+    elif args.statistics:
+        text = render_statistics(remaining, rules=rule_map, color=color, summary=summary)
+    else:
+        text = render(remaining, fmt, rules=rule_map, root=cwd, color=color, summary=summary)
+        if args.quiet and fmt in HUMAN_FORMATS:
+            text = _strip_footer(text, remaining)
+    _emit(text, args.output_file, out)
+    _print_errors(errors, cwd)
+
+    if errors:
+        return 2
+    if args.diff:
+        return 1 if fixed_any(outcome) else 0
+    if args.exit_zero:
+        return 0
+    if args.exit_non_zero_on_fix and fixed:
+        return 1
+    return 1 if remaining else 0
+
+
+def fixed_any(outcome) -> bool:
+    return bool(outcome.fixed)
+
+
+def _strip_footer(text: str, remaining) -> str:
+    if not remaining:
+        return ""
+    lines = text.rstrip("\n").split("\n")
+    while lines and (lines[-1].startswith("Found ") or "fixable with" in lines[-1] or "unsafe fix" in lines[-1]
+                     or not lines[-1].strip()):
+        lines.pop()
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _emit(text: str, output_file: Path | None, stream=None) -> None:
+    if not text:
+        return
+    if output_file is not None:
+        try:
+            output_file.parent.mkdir(parents=True, exist_ok=True)
+            output_file.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            from qlint.cli import UsageError
+
+            raise UsageError(f"cannot write {output_file}: {exc.strerror or exc}") from exc
+        return
+    stream = stream or sys.stdout
+    stream.buffer.write(text.encode("utf-8")) if hasattr(stream, "buffer") else stream.write(text)
+    stream.flush()
+
+
+def _print_diffs(outcome, cwd: Path) -> None:
+    for key in sorted(outcome.fixed):
+        old = outcome.originals[key].text.splitlines(keepends=True)
+        new = outcome.fixed[key].text.splitlines(keepends=True)
+        name = _display(Path(key), cwd)
+        sys.stdout.writelines(difflib.unified_diff(old, new, fromfile=name, tofile=name))
+        sys.stdout.write("\n")
