@@ -27,6 +27,8 @@ class RuleContext:
 
     def fix(self, facts: FileFacts, message: str, edits: Iterable[Edit],
             applicability: Applicability = Applicability.UNSAFE) -> Fix | None:
+        if not facts.exact_offsets:
+            return None
         src = self.source(facts)
         located = tuple(sorted(
             (Edit(e.start, e.end, e.content, src.location(e.start), src.location(e.end)) for e in edits),

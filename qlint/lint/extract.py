@@ -330,6 +330,9 @@ class _Extractor(cst.CSTVisitor):
         start = self.span(node).start
         body_start = self.span(node.body).start
         colon = self.source_utf8.rfind(b":", start, body_start)
+        if node.type is not None and colon >= 0:
+            # Right before the colon, so `` as exc`` lands after a closing parenthesis too.
+            type_end = len(self.source_utf8[:colon].rstrip())
         handler = HandlerFact(span=Span(start, colon + 1 if colon >= 0 else body_start), types=types, name=name,
                               type_end=type_end, top_level=bool(self.try_top_level and self.try_top_level[-1]))
         handler.reraises = _reraises(node.body, name)
@@ -490,6 +493,10 @@ def extract(src: SourceFile, module: str | None = None, is_package: bool | None 
         module, is_package = module_name(src.path)
     facts = FileFacts(path=str(src.path), module=module, is_package=bool(is_package))
     tree = cst.parse_module(src.text)
+    if tree.code != src.text:
+        # libcst did not round-trip this file (e.g. Instagram/LibCST#1457 drops the space in
+        # ``except A :``): offsets after that point are off, so no fix may be offered here.
+        facts.exact_offsets = False
     wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)
     visitor = _Extractor(facts)
     visitor.source_utf8 = src.utf8

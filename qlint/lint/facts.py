@@ -155,3 +155,4 @@ class FileFacts:
     calls: list[CallFact] = field(default_factory=list)  # module-level calls of interest
     attr_assigns: list[AttrAssign] = field(default_factory=list)
     error: str | None = None  # parse error, when the file could not be read as Python
+    exact_offsets: bool = True  # False when libcst's tree does not reproduce the text exactly

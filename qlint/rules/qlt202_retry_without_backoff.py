@@ -1,0 +1,433 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from qlint.fixers.calls import add_class_attributes, add_keywords, replace_value
+from qlint.lint.context import RuleContext
+from qlint.lint.diagnostics import Edit, Severity
+from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword
+from qlint.lint.model import Project, Resolved, Task, seconds
+from qlint.lint.registry import Invalid, Rule, Valid, register
+from qlint.rules._common import is_celery, number_text
+
+DEFAULT_RETRY_DELAY = 180  # celery/app/task.py: Task.default_retry_delay
+
+
+# -- helpers the retry rules share (QLT202, QLT205) ------------------------------------
+
+def task_functions(project: Project, task: Task) -> list[FunctionFact]:
+    """The functions whose body is the task's code: the task function, or the task class's methods."""
+    if task.function is not None:
+        return [task.function]
+    if task.cls is not None:
+        prefix = f"{task.cls.qualname}."
+        return [fn for fn in task.file.functions
+                if fn.class_name == task.cls.name and fn.qualname == prefix + fn.name]
+    return []
+
+
+def retry_calls(project: Project, task: Task) -> Iterator[tuple[FunctionFact, CallFact]]:
+    """``self.retry(...)`` on a bound task, and ``<task function>.retry(...)`` in its body."""
+    for fn in task_functions(project, task):
+        receivers: set[str] = set()
+        if task.bound:
+            receivers.add("self")
+            if task.function is not None and fn.params and fn.params[0].kind == "positional":
+                receivers.add(fn.params[0].name)  # bind=True hands the task to the first parameter
+        if task.function is not None:
+            receivers.add(task.function.name)
+        for call in fn.calls:
+            if call.method == "retry" and call.is_call and call.receiver in receivers:
+                yield fn, call
+
+
+def options_hidden(task: Task) -> bool:
+    """Options qlint cannot see: ``**kwargs`` in the decorator, unreadable task_annotations."""
+    return "**" in task.levels.get("decorator", {}) or "**annotations" in task.options
+
+
+def retry_delay_text(task: Task) -> str:
+    delay = task.option("default_retry_delay")
+    value = DEFAULT_RETRY_DELAY if delay is None else seconds(delay.value)
+    return f"a fixed default_retry_delay of {number_text(value)} s" if value is not None else \
+        "a fixed default_retry_delay"
+
+
+# -- this rule -------------------------------------------------------------------------
+
+def _non_empty(project: Project, resolved: Resolved) -> bool:
+    """Whether an ``autoretry_for`` value names at least one exception class."""
+    if resolved.known:
+        return bool(resolved.value)
+    if resolved.keyword is None or resolved.source == "task_annotations":
+        return False
+    value = resolved.keyword.value
+    for _ in range(8):
+        if value.kind == "seq":
+            return bool(value.elements)
+        if value.kind != "name":
+            return False
+        found = project.assignment(value.qualified)
+        if found is None:
+            return True  # a class such as ``ConnectionError``: ``except autoretry_for`` catches it
+        value = found[1].value
+    return False
+
+
+def _falsy(resolved: Resolved | None) -> bool:
+    return resolved is None or (resolved.known and not resolved.value)
+
+
+def _has_countdown(resolved: Resolved | None) -> bool | None:
+    """True/False for a readable ``retry_kwargs``; None when qlint cannot read it."""
+    if resolved is None or resolved.value is None:
+        return False
+    if isinstance(resolved.value, dict):
+        return "countdown" in resolved.value
+    return None
+
+
+def _call_with(facts: FileFacts, keyword: Keyword) -> CallFact | None:
+    """The call (a wrapper's ``partial(...)``/``app.task(...)``, a factory's return) holding ``keyword``."""
+    values = [kw.value for kw in facts.assigns.values()]
+    values += [ret for fn in facts.functions for ret in fn.returns]
+    for value in values:
+        call = value.call if value.kind == "call" else None
+        if call is not None and any(kw is keyword for kw in call.kwargs.values()):
+            return call
+    return None
+
+
+def _class_with(facts: FileFacts, keyword: Keyword) -> ClassFact | None:
+    for cls in facts.classes:
+        if any(kw is keyword for kw in cls.attrs.values()):
+            return cls
+    return None
+
+
+def _rank(task: Task, resolved: Resolved) -> int:
+    """Precedence of the level an option comes from (higher wins)."""
+    if resolved.source == "task_annotations":
+        return 1000
+    if resolved.source == "decorator":
+        return 500
+    if resolved.source.startswith("wrapper"):
+        return 400
+    for index, (key, level) in enumerate(task.levels.items()):
+        if key.startswith("class ") and any(r is resolved for r in level.values()):
+            return index  # class levels are recorded farthest base first
+    return -1
+
+
+def _backoff_fix(ctx: RuleContext, task: Task, auto: Resolved, backoff: Resolved | None) -> list[Edit]:
+    """Turn ``retry_backoff`` on where it takes effect, editing only the file ``auto`` is written in."""
+    facts = auto.file
+    if facts is None or auto.keyword is None:
+        return []
+    src = ctx.source(facts)
+    if backoff is not None:
+        # The effective value wins over every other level: flipping it is enough. ``retry_backoff``
+        # only drives ``autoretry_for``, so a shared wrapper or base class changes nothing else.
+        kw = backoff.keyword
+        if kw is not None and backoff.file is facts and backoff.source != "task_annotations" and \
+                kw.value.kind == "const":
+            return [replace_value(kw, "True")]
+        if _rank(task, auto) <= _rank(task, backoff):
+            return []  # a value added next to ``autoretry_for`` would not take effect
+    if auto.source == "decorator" and task.decorator is not None:
+        return add_keywords(src, task.decorator, [("retry_backoff", "True")])
+    if auto.source.startswith("wrapper"):
+        call = _call_with(facts, auto.keyword)
+        return add_keywords(src, call, [("retry_backoff", "True")]) if call is not None else []
+    if auto.source.startswith("class"):
+        cls = _class_with(facts, auto.keyword)
+        return add_class_attributes(src, cls, [("retry_backoff", "True")]) if cls is not None else []
+    return []
+
+
+@register
+class RetryWithoutBackoff(Rule):
+    """## What it does
+    Checks for Celery retries that wait a fixed delay:
+
+    - a task with `autoretry_for` but neither `retry_backoff` nor a `countdown` in
+      `retry_kwargs` (wherever each is set: the decorator, a decorator wrapper such as
+      `functools.partial(shared_task, ...)`, a base class or `task_annotations`);
+    - a `self.retry(...)` call (or `<task>.retry(...)`) with neither `countdown` nor `eta`,
+      in a task with no `default_retry_delay` of its own.
+
+    ## Why is this bad?
+    Without a delay of its own, every retry waits `default_retry_delay`: 180 seconds, the
+    same for every task instance. When a dependency fails, every task that touched it
+    fails together, and all of them come back together 180 s later, again and again: the
+    synchronized retries hammer the dependency while it is trying to recover (a
+    thundering herd). `retry_backoff=True` makes the delays grow exponentially
+    (`2 ** retries`, capped by `retry_backoff_max`, 600 s) with random jitter, spreading
+    the retries out.
+
+    ## Known problems
+    A fixed `default_retry_delay` chosen for the task is taken as deliberate for manual
+    `self.retry(...)` calls; for `autoretry_for` only a backoff or an explicit `countdown`
+    counts. When the decorator receives `**kwargs` or `task_annotations` cannot be read,
+    the rule stays silent.
+
+    ## Example
+    ```python
+    from celery import shared_task
+
+    @shared_task(autoretry_for=(ConnectionError,), max_retries=5)
+    def sync_inventory(store_id):
+        ...
+
+    @shared_task(bind=True)
+    def charge(self, order_id):
+        try:
+            ...
+        except ConnectionError as exc:
+            raise self.retry(exc=exc)
+    ```
+
+    Use instead:
+    ```python
+    from celery import shared_task
+
+    @shared_task(autoretry_for=(ConnectionError,), max_retries=5, retry_backoff=True)
+    def sync_inventory(store_id):
+        ...
+
+    @shared_task(bind=True)
+    def charge(self, order_id):
+        try:
+            ...
+        except ConnectionError as exc:
+            raise self.retry(exc=exc, countdown=min(600, 2 ** self.request.retries))
+    ```
+
+    ## Fix safety
+    For `autoretry_for`, the fix adds `retry_backoff=True` next to it (the decorator, the
+    wrapper or the class attribute), or turns an explicit `retry_backoff=False` into
+    `True`. It is unsafe: retries happen sooner at first (1 s, 2 s, 4 s ...) and later
+    ones later, which changes when work is done and how long a failing task stays around.
+    There is no fix for `self.retry(...)`: the delay needs a number or a backoff
+    expression that a human chooses for the task.
+
+    ## References
+    - [Celery: Automatic retry for known exceptions](https://docs.celeryq.dev/en/stable/userguide/tasks.html#automatic-retry-for-known-exceptions)
+    - [Celery: Using a custom retry delay](https://docs.celeryq.dev/en/stable/userguide/tasks.html#using-a-custom-retry-delay)
+    - [Celery: Task.retry_jitter](https://docs.celeryq.dev/en/stable/userguide/tasks.html#Task.retry_jitter)
+    """
+
+    code = "QLT202"
+    name = "retry-without-backoff"
+    summary = "Retries wait a fixed delay: no backoff, countdown or eta"
+    severity = Severity.WARNING
+    fix_availability = "Sometimes"
+
+    VALID = [
+        Valid("""
+from celery import shared_task
+
+@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True)
+def sync_inventory(store_id):
+    pass
+"""),
+        Valid("""
+from celery import shared_task
+
+@shared_task(autoretry_for=(ConnectionError,), retry_kwargs={"countdown": 5, "max_retries": 3})
+def sync_inventory(store_id):
+    pass
+""", note="an explicit countdown in retry_kwargs"),
+        Valid("""
+from celery import shared_task
+
+@shared_task(bind=True)
+def charge(self, order_id):
+    try:
+        pass
+    except ConnectionError as exc:
+        raise self.retry(exc=exc, countdown=2 ** self.request.retries)
+""", note="the call chooses its own delay"),
+        Valid("""
+from celery import shared_task
+
+@shared_task(bind=True, default_retry_delay=30)
+def charge(self, order_id):
+    raise self.retry()
+""", note="a delay chosen for the task"),
+        Valid({
+            "proj/__init__.py": "",
+            "proj/celery.py": """
+from celery import Celery, Task
+
+app = Celery("proj")
+
+class PaymentTask(Task):
+    default_retry_delay = 30
+""",
+            "proj/tasks.py": """
+from proj.celery import app, PaymentTask
+
+@app.task(bind=True, base=PaymentTask)
+def charge(self, order_id):
+    self.retry(eta=None)
+    self.retry()
+""",
+        }, note="default_retry_delay from a base class in another module"),
+        Valid("""
+from celery import shared_task
+
+@shared_task
+def charge(self, order_id):
+    self.retry()
+""", note="not bound: self is not the task (QLT204 reports that)"),
+        Valid("""
+from celery import shared_task
+
+@shared_task(bind=True, **RETRY_OPTIONS)
+def charge(self, order_id):
+    self.retry()
+""", note="options qlint cannot see"),
+    ]
+    INVALID = [
+        Invalid("""
+from celery import shared_task
+
+@shared_task(autoretry_for=(ConnectionError,), max_retries=5)
+def sync_inventory(store_id):
+    pass
+""", expect=3, fixed="""
+from celery import shared_task
+
+@shared_task(autoretry_for=(ConnectionError,), max_retries=5, retry_backoff=True)
+def sync_inventory(store_id):
+    pass
+""", message="fixed default_retry_delay of 180 s"),
+        Invalid("""
+from celery import shared_task
+
+@shared_task(
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=False,
+    default_retry_delay=60,
+)
+def sync_inventory(store_id):
+    pass
+""", expect=4, fixed="""
+from celery import shared_task
+
+@shared_task(
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    default_retry_delay=60,
+)
+def sync_inventory(store_id):
+    pass
+""", message="60 s", note="an explicit retry_backoff=False, reported on the keyword's own line"),
+        Invalid({
+            "proj/__init__.py": "",
+            "proj/celery.py": """
+from celery import Celery
+
+app = Celery("proj")
+""",
+            "proj/tasks.py": """
+from proj.celery import app
+
+@app.task(bind=True, max_retries=5)
+def charge(self, order_id):
+    try:
+        pass
+    except ConnectionError as exc:
+        raise self.retry(exc=exc)
+
+@app.task(bind=True)
+def refund(self, order_id):
+    refund.retry(args=(order_id,), kwargs={})
+""",
+        }, expect=[("proj/tasks.py", 8), ("proj/tasks.py", 12)], message="fixed default_retry_delay of 180 s",
+            note="manual retries without countdown/eta: no fix"),
+        Invalid({
+            "proj/__init__.py": "",
+            "proj/celery.py": """
+import functools
+from celery import Celery, shared_task
+
+app = Celery("proj")
+resilient_task = functools.partial(shared_task, autoretry_for=(OSError,), max_retries=3)
+""",
+            "proj/tasks.py": """
+from proj.celery import resilient_task
+
+@resilient_task
+def upload(path):
+    pass
+
+@resilient_task(name="proj.download")
+def download(url):
+    pass
+""",
+        }, expect=[("proj/celery.py", 5)], fixed={"proj/celery.py": """
+import functools
+from celery import Celery, shared_task
+
+app = Celery("proj")
+resilient_task = functools.partial(shared_task, autoretry_for=(OSError,), max_retries=3, retry_backoff=True)
+"""}, note="a wrapper's defaults: reported and fixed once, in the wrapper"),
+        Invalid("""
+from celery import Celery, Task
+
+app = Celery("proj")
+
+class SyncTask(Task):
+    \"\"\"Sync one store.\"\"\"
+    autoretry_for = (ConnectionError,)
+
+    def run(self, store_id):
+        if store_id is None:
+            self.retry()
+""", expect=[7, 11], fixed="""
+from celery import Celery, Task
+
+app = Celery("proj")
+
+class SyncTask(Task):
+    \"\"\"Sync one store.\"\"\"
+    retry_backoff = True
+    autoretry_for = (ConnectionError,)
+
+    def run(self, store_id):
+        if store_id is None:
+            self.retry()
+""", note="class-based task: the class attribute, and a manual retry in a method"),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        project = ctx.project
+        for task in project.tasks:
+            if not is_celery(task) or options_hidden(task):
+                continue
+            self._autoretry(ctx, task)
+            if task.option("default_retry_delay") is not None:
+                continue
+            for fn, call in retry_calls(project, task):
+                if call.has_star or "countdown" in call.kwargs or "eta" in call.kwargs or len(call.args) >= 5:
+                    continue
+                ctx.report(task.file, call.span, f"`{call.dotted}(...)` has neither `countdown` nor `eta`: every "
+                           f"retry of `{task.name}` waits {retry_delay_text(task)}; synchronized retries hammer "
+                           "a recovering dependency", statement=call.statement)
+
+    def _autoretry(self, ctx: RuleContext, task: Task) -> None:
+        auto = task.option("autoretry_for")
+        if auto is None or auto.keyword is None or auto.file is None or not _non_empty(ctx.project, auto):
+            return
+        backoff = task.option("retry_backoff")
+        if not _falsy(backoff) or _has_countdown(task.option("retry_kwargs")) is not False:
+            return
+        edits = _backoff_fix(ctx, task, auto, backoff)
+        fix = ctx.fix(auto.file, "Set `retry_backoff=True`", edits) if edits else None
+        where = "" if auto.source == "decorator" else f" (set in {auto.source})"
+        ctx.report(auto.file, auto.keyword.span,
+                   f"`autoretry_for` without `retry_backoff`{where}: every automatic retry of `{task.name}` waits "
+                   f"{retry_delay_text(task)}; synchronized retries hammer a recovering dependency",
+                   fix=fix)
