@@ -465,13 +465,25 @@ def is_pickle(value) -> bool:
     return isinstance(value, str) and value.strip().lower() in PICKLE_NAMES
 
 
+def _may_wrap(value: Value) -> bool:
+    """Cheap test before resolving: a decorator wrapper's text always names a task decorator."""
+    if value.kind == "name":
+        return "task" in value.dotted
+    if value.kind == "call" and value.call is not None:
+        call = value.call
+        return "task" in call.dotted or any(a.kind == "name" and "task" in a.dotted for a in call.args[:1])
+    return False
+
+
 def exported_names(project: Project) -> set[str]:
     """Names a file must spell to define a Celery task through something the project binds:
     apps, decorator wrappers and task classes (the prefilter's closure reads this)."""
     apps = {a.qualified: a for a in _find_apps(project)}
     names = {q.rpartition(".")[2] for q in apps}
     for facts in project.parsed_files():
-        for name in list(facts.assigns) + [fn.name for fn in facts.functions if fn.depth == 0 and fn.returns]:
+        candidates = [name for name, kw in facts.assigns.items() if _may_wrap(kw.value)]
+        candidates += [fn.name for fn in facts.functions if fn.depth == 0 and any(_may_wrap(r) for r in fn.returns)]
+        for name in candidates:
             fake = CallFact(dotted=name, qualified=f"{facts.module}.{name}", span=Span(0, 0), is_call=False)
             if name not in names and _decorator_info(project, fake, apps) is not None:
                 names.add(name)

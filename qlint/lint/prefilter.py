@@ -19,7 +19,7 @@ from qlint.lint.facts import FileFacts
 
 # A file without any of these cannot define a task, an app, a wrapper, or settings.
 FRAMEWORK_TOKENS = re.compile(
-    rb"celery|CELERY|shared_task|\btask|Task\b|_task\b|\bconf\b|config_from_object|retry|apply_async"
+    rb"celery|CELERY|shared_task|\btask|Task\b|_task\b|\.conf[.\[]|config_from_object|retry|apply_async"
 )
 
 
