@@ -81,6 +81,10 @@ class RetryOnAnyException(Rule):
     or keep the catch-all and exempt deterministic failures with
     `dont_autoretry_for=(TypeError, ValueError, KeyError)`.
 
+    ## Fix safety
+    No fix is offered: which exceptions are transient is a decision about the task's
+    dependencies that only its authors can make.
+
     ## References
     - [Celery: Automatic retry for known exceptions](https://docs.celeryq.dev/en/stable/userguide/tasks.html#automatic-retry-for-known-exceptions)
     """

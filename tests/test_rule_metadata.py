@@ -1,0 +1,50 @@
+"""Every rule carries its code, name, documentation sections and examples."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from qlint.lint.registry import all_rules
+
+# The committed names (RULES.md): a code never changes meaning.
+COMMITTED = {
+    "QLT101": "task-unbounded-runtime",
+    "QLT102": "soft-limit-not-below-hard",
+    "QLT201": "task-unbounded-retries",
+    "QLT202": "retry-without-backoff",
+    "QLT203": "retry-on-any-exception",
+    "QLT204": "retry-without-bind",
+    "QLT205": "retry-loses-exception",
+    "QLT501": "pickle-serializer-enabled",
+}
+SECTIONS = ["## What it does", "## Why is this bad?", "## Example", "Use instead:", "## Fix safety", "## References"]
+
+
+def test_committed_codes_are_implemented_with_their_names():
+    rules = {r.code: r.name for r in all_rules()}
+    for code, name in COMMITTED.items():
+        assert rules.get(code) == name
+
+
+@pytest.mark.parametrize("rule", all_rules(), ids=lambda r: r.code)
+def test_rule_documentation(rule):
+    doc = rule.explanation()
+    positions = [doc.find(s) for s in SECTIONS]
+    assert all(p >= 0 for p in positions), f"{rule.code} lacks a section: {SECTIONS}"
+    assert positions == sorted(positions), "sections out of ruff's order"
+    assert re.fullmatch(r"QLT\d{3}", rule.code)
+    assert re.fullmatch(r"[a-z]+(-[a-z]+)*", rule.name)
+    assert rule.summary and not rule.summary.endswith(".")
+
+
+@pytest.mark.parametrize("rule", all_rules(), ids=lambda r: r.code)
+def test_rule_examples_exist(rule):
+    assert len(rule.VALID) >= 3, "near-miss negatives"
+    assert len(rule.INVALID) >= 3
+    assert all(case.expect for case in rule.INVALID)
+    if rule.fix_availability != "None":
+        assert any(case.fixed is not None for case in rule.INVALID), "a fix without a fix example"
+    else:
+        assert all(case.fixed is None for case in rule.INVALID)
