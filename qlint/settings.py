@@ -183,7 +183,8 @@ def table_of(path: Path) -> dict | None:
         if table is None:
             return None
     else:
-        table = data.get("tool", {}).get("qlint", data) if "tool" in data else data
+        tool = data.get("tool")
+        table = tool["qlint"] if isinstance(tool, dict) and "qlint" in tool else data
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.qlint] must be a table")
     return table

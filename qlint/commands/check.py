@@ -74,6 +74,10 @@ def run_check(args: argparse.Namespace) -> int:
             except UndecodableSource as exc:
                 errors.append(FileError(path, str(exc)))
             else:
+                # As for named files: the rest of the project is context (the app, its settings).
+                real = os.path.realpath(path)
+                context = [p for p in discover([settings.root], settings).python if os.path.realpath(p) != real]
+                linter.load([], context=context)
                 linter.add_source(stdin_src)
         checked = {str(path)}
     else:
@@ -88,7 +92,7 @@ def run_check(args: argparse.Namespace) -> int:
         linter.load(found.python, context=context)
 
     if fix_mode:
-        outcome = fix_loop(linter, unsafe)
+        outcome = fix_loop(linter, unsafe, only=checked)
         errors.extend(outcome.errors)
         remaining = outcome.remaining
         fixed = outcome.count
@@ -109,7 +113,8 @@ def run_check(args: argparse.Namespace) -> int:
     else:
         remaining = linter.lint()
         fixed = 0
-    errors.extend(linter.errors)
+    # Files read only for context (not named, not under a named folder) are not ours to report.
+    errors.extend(e for e in linter.errors if str(e.path) in checked)
     remaining = [d for d in remaining if str(d.path) in checked]
 
     summary = Summary(fixed=fixed if not args.diff else 0, unsafe_fixes_enabled=unsafe, fix_mode=args.fix)
@@ -126,6 +131,8 @@ def run_check(args: argparse.Namespace) -> int:
         text = render(remaining, fmt, rules=rule_map, root=cwd, color=color, summary=summary)
         if args.quiet and fmt in HUMAN_FORMATS:
             text = _strip_footer(text, remaining)
+        elif errors and not remaining and not fixed and fmt in HUMAN_FORMATS:
+            text = ""  # not "All checks passed!" when a file could not be checked
     _emit(text, args.output_file, out)
     _print_errors(errors, cwd)
 

@@ -7,7 +7,9 @@ only the files it changed.
 
 from __future__ import annotations
 
+import ast
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +54,25 @@ def syntax_message(exc: cst.ParserSyntaxError) -> str:
     return f"SyntaxError: {first} (line {exc.raw_line}, column {exc.raw_column + 1})"
 
 
+def _cpython_check(source: bytes | str) -> str | None:
+    """Cheap check with CPython's own parser: None if it parses, else "deep" or "error"."""
+    try:
+        with warnings.catch_warnings():  # e.g. invalid escape sequences: not ours to report
+            warnings.simplefilter("ignore")
+            compile(source, "<qlint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (RecursionError, MemoryError):
+        return "deep"
+    except SyntaxError as exc:
+        return "deep" if "too many" in str(exc.msg) else "error"
+    except (ValueError, UnicodeError):
+        return "error"
+    return None
+
+
+def _parses(raw: bytes) -> bool:
+    return _cpython_check(raw) is None
+
+
 class Linter:
     """Holds every Python file's facts for one run; ``lint`` runs the rules over them."""
 
@@ -82,7 +103,10 @@ class Linter:
                 self.errors.append(FileError(path, f"cannot read file: {exc.strerror or exc}"))
                 continue
             name, is_pkg = module_name(path)
-            if not self.use_prefilter or prefilter.is_seed(raw) or prefilter.is_settings_path(path.parts):
+            if not self.use_prefilter or prefilter.is_seed(raw) or prefilter.is_settings_path(path.parts) \
+                    or not _parses(raw):
+                # (A file the prefilter would skip but that cannot be decoded or parsed is parsed
+                # for real, so that its error is reported as it is without the prefilter.)
                 seeds.append(path)
                 self._parse(path, raw, name, is_pkg)
             else:
@@ -106,6 +130,11 @@ class Linter:
 
     def _extract(self, src: SourceFile, name: str, is_pkg: bool) -> FileFacts | None:
         key = str(src.path)
+        if _cpython_check(src.text) == "deep":
+            # libcst's native parser overflows its stack (a segfault) on input CPython rejects as
+            # too deeply nested: thousands of nested brackets or a long chain of operators.
+            self.errors.append(FileError(src.path, "file is nested too deeply to parse"))
+            return None
         try:
             facts = extract(src, name, is_pkg)
         except cst.ParserSyntaxError as exc:

@@ -55,8 +55,11 @@ class FixOutcome:
     remaining: list[Diagnostic] = field(default_factory=list)
 
 
-def fix_loop(linter: Linter, unsafe: bool) -> FixOutcome:
-    """Lint, apply every applicable fix, re-parse, re-lint; stop when nothing more is fixable."""
+def fix_loop(linter: Linter, unsafe: bool, only: set[str] | None = None) -> FixOutcome:
+    """Lint, apply every applicable fix, re-parse, re-lint; stop when nothing more is fixable.
+
+    ``only``: the files that may be edited (the checked ones, not files read for context).
+    """
     outcome = FixOutcome()
     rejected: set[tuple[str, str, int, int]] = set()
     diagnostics = linter.lint()
@@ -64,7 +67,7 @@ def fix_loop(linter: Linter, unsafe: bool) -> FixOutcome:
         by_file: dict[str, list[Diagnostic]] = {}
         for d in diagnostics:
             key = (str(d.path), d.code, d.location.row, d.location.column)
-            if applicable(d, unsafe) and key not in rejected:
+            if applicable(d, unsafe) and key not in rejected and (only is None or str(d.path) in only):
                 by_file.setdefault(str(d.path), []).append(d)
         if not by_file:
             break
@@ -105,6 +108,7 @@ def fix_loop(linter: Linter, unsafe: bool) -> FixOutcome:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that a reader (or a crash) sees the old file or the new one."""
+    path = Path(os.path.realpath(path))  # write through a symlink, do not replace it
     st = path.stat()
     directory = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".qlint-tmp", dir=directory)
