@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from qlint.lint.cache import FactCache
 from qlint.lint.discovery import discover, is_excluded
 from qlint.lint.engine import FileError, Linter
 from qlint.lint.fixing import fix_loop, write_atomic
@@ -52,7 +53,8 @@ def run_check(args: argparse.Namespace) -> int:
     fix_mode = args.fix or args.diff
     cwd = Path.cwd()
     paths = args.paths or [Path(".")]
-    linter = Linter(settings, rules)
+    cache = None if args.no_cache or os.environ.get("QLINT_NO_CACHE") else FactCache(settings.root)
+    linter = Linter(settings, rules, cache=cache)
     errors: list[FileError] = []
     stdin_src: SourceFile | None = None
 

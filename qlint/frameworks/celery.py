@@ -87,6 +87,11 @@ def collect(project: Project) -> None:
 # -- apps ------------------------------------------------------------------------------
 
 def _is_celery_call(project: Project, call: CallFact) -> bool:
+    with project.parsed_only("celery" not in call.dotted.lower() and "celery" not in call.qualified.lower()):
+        return _resolves_to_celery(project, call)
+
+
+def _resolves_to_celery(project: Project, call: CallFact) -> bool:
     target = project.canonical(call.qualified)
     if target in CELERY_CLASSES:
         return True
@@ -153,6 +158,9 @@ def _configure(project: Project, app: App) -> None:
     conf = app.qualified + ".conf"
     for facts in project.parsed_files():
         for c in facts.calls:
+            if c.method not in ("config_from_object", "config_from_envvar", "config_from_cmdline", "update") or (
+                    c.method == "update" and not c.receiver.endswith("conf")):
+                continue
             receiver = project.canonical(_receiver(c.qualified)) if c.qualified else ""
             if c.method == "config_from_object" and receiver == app.qualified and c.args:
                 ns = c.kwargs.get("namespace")
@@ -302,6 +310,11 @@ def setting(app: App, key: str) -> Resolved | None:
 def _decorator_info(project: Project, dec: CallFact, by_name: dict[str, App], depth: int = 0) -> _DecoratorInfo | None:
     if depth > 4 or not dec.qualified:
         return None
+    with project.parsed_only("task" not in dec.dotted.lower()):
+        return _resolve_decorator(project, dec, by_name, depth)
+
+
+def _resolve_decorator(project: Project, dec: CallFact, by_name: dict[str, App], depth: int) -> _DecoratorInfo | None:
     target = project.canonical(dec.qualified)
     if target in SHARED_TASK:
         return _DecoratorInfo(None, {}, None, "")
@@ -402,16 +415,21 @@ def _is_task_class(project: Project, facts: FileFacts, cls: ClassFact, by_name, 
     for base in cls.bases:
         if base.kind != "name":
             continue
-        target = project.canonical(base.qualified)
-        if target in TASK_BASES:
-            return True
-        head, _, last = target.rpartition(".")
-        if last == "Task" and (head in by_name or head in CURRENT_APP):
-            return True
-        found = project.class_named(target)
-        if found and found[1] is not cls and _is_task_class(project, found[0], found[1], by_name, depth + 1):
-            return True
+        with project.parsed_only("task" not in base.dotted.lower()):
+            if _base_is_task(project, cls, base, by_name, depth):
+                return True
     return False
+
+
+def _base_is_task(project: Project, cls: ClassFact, base: Value, by_name, depth: int) -> bool:
+    target = project.canonical(base.qualified)
+    if target in TASK_BASES:
+        return True
+    head, _, last = target.rpartition(".")
+    if last == "Task" and (head in by_name or head in CURRENT_APP):
+        return True
+    found = project.class_named(target)
+    return bool(found and found[1] is not cls and _is_task_class(project, found[0], found[1], by_name, depth + 1))
 
 
 def _class_task(project: Project, facts: FileFacts, cls: ClassFact, apps: list[App]) -> Task:
@@ -479,7 +497,10 @@ def exported_names(project: Project) -> set[str]:
     """Names a file must spell to define a Celery task through something the project binds:
     apps, decorator wrappers and task classes (the prefilter's closure reads this)."""
     apps = {a.qualified: a for a in _find_apps(project)}
-    names = {q.rpartition(".")[2] for q in apps}
+    # App names are not needed: every use of an app that yields a fact spells a seed token
+    # (``.task``, ``.Task``, ``.conf``, ``config_from_object``), and names such as ``app``
+    # appear in most files of a Django project.
+    names: set[str] = set()
     for facts in project.parsed_files():
         candidates = [name for name, kw in facts.assigns.items() if _may_wrap(kw.value)]
         candidates += [fn.name for fn in facts.functions if fn.depth == 0 and any(_may_wrap(r) for r in fn.returns)]

@@ -18,6 +18,7 @@ import pathspec
 
 from qlint.frameworks import celery
 from qlint.lint import prefilter
+from qlint.lint.cache import FactCache, file_key
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Diagnostic
 from qlint.lint.extract import extract, module_name
@@ -76,8 +77,10 @@ def _parses(raw: bytes) -> bool:
 class Linter:
     """Holds every Python file's facts for one run; ``lint`` runs the rules over them."""
 
-    def __init__(self, settings: Settings, rules: list[type[Rule]], *, use_prefilter: bool = True) -> None:
+    def __init__(self, settings: Settings, rules: list[type[Rule]], *, use_prefilter: bool = True,
+                 cache: FactCache | None = None) -> None:
         self.settings = settings
+        self.cache = cache
         self.rules = rules
         self.use_prefilter = use_prefilter
         self.sources: dict[str, SourceFile] = {}
@@ -103,15 +106,29 @@ class Linter:
                 self.errors.append(FileError(path, f"cannot read file: {exc.strerror or exc}"))
                 continue
             name, is_pkg = module_name(path)
-            if not self.use_prefilter or prefilter.is_seed(raw) or prefilter.is_settings_path(path.parts) \
-                    or not _parses(raw):
-                # (A file the prefilter would skip but that cannot be decoded or parsed is parsed
-                # for real, so that its error is reported as it is without the prefilter.)
+            if self._skippable(path, raw, name, is_pkg):
+                self.modules.setdefault(name, (path, is_pkg))
+            else:
                 seeds.append(path)
                 self._parse(path, raw, name, is_pkg)
-            else:
-                self.modules.setdefault(name, (path, is_pkg))
         self._close()
+        if self.cache is not None:
+            self.cache.save()
+
+    def _skippable(self, path: Path, raw: bytes, name: str, is_pkg: bool) -> bool:
+        """The prefilter's verdict. A file it would skip but that cannot be decoded or parsed is
+        parsed for real, so that its error is reported as it is without the prefilter."""
+        if not self.use_prefilter or prefilter.is_seed(raw) or prefilter.is_settings_path(path.parts):
+            return False
+        key = file_key(path, raw, name, is_pkg) if self.cache is not None else ""
+        if self.cache is not None:
+            entry = self.cache.get(key)
+            if entry is not None and entry.get("skip"):
+                return True
+        ok = _parses(raw)
+        if ok and self.cache is not None:
+            self.cache.put(key, skip=True)
+        return ok
 
     def add_source(self, src: SourceFile, module: str | None = None) -> None:
         """A file given on stdin (or re-read after a fix)."""
@@ -121,28 +138,44 @@ class Linter:
         self._close()
 
     def _parse(self, path: Path, raw: bytes, name: str, is_pkg: bool) -> FileFacts | None:
+        cache_key = file_key(path, raw, name, is_pkg) if self.cache is not None else None
+        entry = self.cache.get(cache_key) if self.cache is not None else None
+        if entry is not None and "error" in entry:
+            self.errors.append(FileError(path, entry["error"]))
+            return None
         try:
             src = SourceFile.from_bytes(path, raw)
         except UndecodableSource as exc:
             self.errors.append(FileError(path, str(exc)))
             return None
-        return self._extract(src, name, is_pkg)
+        if entry is not None and "facts" in entry:
+            return self._keep(src, entry["facts"], name)
+        return self._extract(src, name, is_pkg, cache_key)
 
-    def _extract(self, src: SourceFile, name: str, is_pkg: bool) -> FileFacts | None:
-        key = str(src.path)
+    def _extract(self, src: SourceFile, name: str, is_pkg: bool, cache_key: str | None = None) -> FileFacts | None:
+        error = None
         if _cpython_check(src.text) == "deep":
             # libcst's native parser overflows its stack (a segfault) on input CPython rejects as
             # too deeply nested: thousands of nested brackets or a long chain of operators.
-            self.errors.append(FileError(src.path, "file is nested too deeply to parse"))
+            error = "file is nested too deeply to parse"
+        else:
+            try:
+                facts = extract(src, name, is_pkg)
+            except cst.ParserSyntaxError as exc:
+                error = syntax_message(exc)
+            except RecursionError:
+                error = "file is nested too deeply to parse"
+        if error is not None:
+            self.errors.append(FileError(src.path, error))
+            if cache_key is not None and self.cache is not None:
+                self.cache.put(cache_key, error=error)
             return None
-        try:
-            facts = extract(src, name, is_pkg)
-        except cst.ParserSyntaxError as exc:
-            self.errors.append(FileError(src.path, syntax_message(exc)))
-            return None
-        except RecursionError:
-            self.errors.append(FileError(src.path, "file is nested too deeply to parse"))
-            return None
+        if cache_key is not None and self.cache is not None:
+            self.cache.put(cache_key, facts=facts)
+        return self._keep(src, facts, name)
+
+    def _keep(self, src: SourceFile, facts: FileFacts, name: str) -> FileFacts:
+        key = str(src.path)
         self.sources[key] = src
         self.facts[key] = facts
         self.modules.pop(name, None)
@@ -198,6 +231,8 @@ class Linter:
         for rule_cls in self.rules:
             ctx.rule = rule_cls
             rule_cls().check(ctx)
+        if self.cache is not None:  # modules parsed on demand while resolving names
+            self.cache.save()
         return self._suppress(ctx.diagnostics)
 
     def _suppress(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:

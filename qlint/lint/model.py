@@ -7,6 +7,7 @@ Framework modules (``qlint.frameworks.*``) turn the model's facts into ``Task`` 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Iterable, Iterator
@@ -113,14 +114,27 @@ class Project:
         # prefilter never hides a constant or a config module a parsed file refers to.
         self._loader = loader
         self._known_modules = set(module_names) | set(self.by_module)
+        self._load_enabled = True
         self.tasks: list[Task] = []
         self.apps: list[App] = []
         self._fold_stack: set[int] = set()
 
     # -- symbols ---------------------------------------------------------------------
+    @contextmanager
+    def parsed_only(self, active: bool = True) -> Iterator[None]:
+        """Resolve through files already parsed only. Used where a name cannot be task
+        machinery unless it is spelled like it: loading every module a decorator or a base
+        class comes from would parse most of a large project for nothing."""
+        saved = self._load_enabled
+        self._load_enabled = saved and not active
+        try:
+            yield
+        finally:
+            self._load_enabled = saved
+
     def module(self, name: str) -> FileFacts | None:
         facts = self.by_module.get(name)
-        if facts is None and self._loader is not None and name in self._known_modules:
+        if facts is None and self._loader is not None and self._load_enabled and name in self._known_modules:
             self._known_modules.discard(name)
             facts = self._loader(name)
             if facts is not None:
