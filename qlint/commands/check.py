@@ -53,7 +53,7 @@ def run_check(args: argparse.Namespace) -> int:
     fix_mode = args.fix or args.diff
     cwd = Path.cwd()
     paths = args.paths or [Path(".")]
-    cache = None if args.no_cache or os.environ.get("QLINT_NO_CACHE") else FactCache(settings.root)
+    cache = None if args.no_cache or os.environ.get("QLINT_NO_CACHE") else FactCache(settings.root, read_only=args.diff)
     linter = Linter(settings, rules, cache=cache)
     errors: list[FileError] = []
     stdin_src: SourceFile | None = None

@@ -22,6 +22,8 @@ TASK_BASES = frozenset({
     "celery.contrib.django.task.DjangoTask", "celery.contrib.abortable.AbortableTask",
 })
 PARTIAL = frozenset({"functools.partial"})
+# Packages that fill a Django settings module at run time (names qlint cannot see).
+DYNAMIC_SETTINGS = frozenset({"split_settings", "configurations", "dynaconf"})
 
 # Task options that a global setting provides when neither the task nor its base sets them.
 OPTION_SETTINGS = {
@@ -65,6 +67,7 @@ class _DecoratorInfo:
     defaults: dict[str, Keyword]  # options a wrapper supplies
     defaults_file: FileFacts | None
     wrapper: str
+    accepts_options: bool = True
 
 
 def collect(project: Project) -> None:
@@ -87,18 +90,42 @@ def collect(project: Project) -> None:
 # -- apps ------------------------------------------------------------------------------
 
 def _is_celery_call(project: Project, call: CallFact) -> bool:
+    return _celery_origin(project, call) is not None
+
+
+def _celery_origin(project: Project, call: CallFact) -> str | None:
+    """"direct" for ``Celery(...)`` (or a subclass), "factory" for a project function that
+    builds and returns one (``app = create_app()``), else None."""
     with project.parsed_only("celery" not in call.dotted.lower() and "celery" not in call.qualified.lower()):
-        return _resolves_to_celery(project, call)
+        target = project.canonical(call.qualified)
+        if target in CELERY_CLASSES:
+            return "direct"
+        found = project.class_named(target)
+        if found:
+            if any(project.canonical(b.qualified) in CELERY_CLASSES for b in found[1].bases if b.kind == "name"):
+                return "direct"
+            return None
+        factory = project.function_named(target)
+        if factory is not None:
+            fn = factory[1]
+            for ret in fn.returns:
+                built = ret.call if ret.kind == "call" else (
+                    fn.local_calls[ret.dotted].call if ret.kind == "name" and ret.dotted in fn.local_calls else None)
+                if built is not None and built is not call and project.canonical(built.qualified) in CELERY_CLASSES:
+                    return "factory"
+    return None
 
 
-def _resolves_to_celery(project: Project, call: CallFact) -> bool:
-    target = project.canonical(call.qualified)
-    if target in CELERY_CLASSES:
-        return True
-    found = project.class_named(target)
-    if found:
-        return any(project.canonical(b.qualified) in CELERY_CLASSES for b in found[1].bases if b.kind == "name")
-    return False
+def _new_app(project: Project, facts: FileFacts, name: str, call: CallFact) -> App | None:
+    origin = _celery_origin(project, call)
+    if origin is None:
+        return None
+    app = App(FRAMEWORK, f"{facts.module}.{name}", facts, call)
+    if origin == "factory":
+        # Configured inside the factory, on a local name: qlint does not follow that.
+        app.from_factory = True
+        _incomplete(app, "the app is built by a factory function")
+    return app
 
 
 def _find_apps(project: Project) -> list[App]:
@@ -106,8 +133,10 @@ def _find_apps(project: Project) -> list[App]:
     for facts in project.parsed_files():
         for name, kw in facts.assigns.items():
             v = kw.value
-            if v.kind == "call" and v.call is not None and _is_celery_call(project, v.call):
-                apps.append(App(FRAMEWORK, f"{facts.module}.{name}", facts, v.call))
+            if v.kind == "call" and v.call is not None:
+                app = _new_app(project, facts, name, v.call)
+                if app is not None:
+                    apps.append(app)
     return apps
 
 
@@ -118,9 +147,11 @@ def _lazy_app(project: Project, qualified: str, by_name: dict[str, App]) -> App 
         return None
     facts, kw = found
     v = kw.value
-    if v.kind != "call" or v.call is None or not _is_celery_call(project, v.call):
+    if v.kind != "call" or v.call is None:
         return None
-    app = App(FRAMEWORK, f"{facts.module}.{kw.name}", facts, v.call)
+    app = _new_app(project, facts, kw.name, v.call)
+    if app is None:
+        return None
     if app.qualified in by_name:
         return by_name[app.qualified]
     by_name[app.qualified] = app
@@ -142,7 +173,7 @@ def _configure(project: Project, app: App) -> None:
 
     call = app.call
     namespace_kw = call.kwargs.get("namespace")
-    for name, kw in call.kwargs.items():
+    for name, kw in (call.kwargs.items() if not app.from_factory else ()):
         key = {"broker": "broker_url", "backend": "result_backend"}.get(name, name)
         if key in SETTINGS:
             add(key, kw, app.file, "Celery(...)")
@@ -221,6 +252,10 @@ def _config_from(project: Project, value: Value, namespace, app: App, add, facts
             modules = _django_settings_modules(project)
             if not modules:
                 _incomplete(app, "Django settings module not found in the project")
+            for m in modules:
+                dynamic = sorted({v.split(".")[0] for v in m.imports.values()} & DYNAMIC_SETTINGS)
+                if dynamic:
+                    _incomplete(app, f"Django settings assembled at run time by {dynamic[0]}")
             for m in modules:
                 _read_settings_module(m, prefix, add, "Django settings")
             return
@@ -337,12 +372,14 @@ def _resolve_decorator(project: Project, dec: CallFact, by_name: dict[str, App],
                 info = _decorator_info(project, fake, by_name, depth + 1)
                 if info is not None:
                     defaults = {**info.defaults, **v.call.kwargs}
-                    return _DecoratorInfo(info.apps, defaults, where, target)
+                    return _DecoratorInfo(info.apps, defaults, where, target, accepts_options=info.accepts_options)
         if v.kind == "call" and v.call is not None and depth == 0:
-            # ``task = app.task(...)`` used as ``@task``: the call's result is the decorator.
+            # ``task = app.task(...)`` used as ``@task``: the call's result is the decorator,
+            # and it takes the function, not options.
             info = _decorator_info(project, v.call, by_name, depth + 1)
             if info is not None:
-                return _DecoratorInfo(info.apps, {**info.defaults, **v.call.kwargs}, where, target)
+                return _DecoratorInfo(info.apps, {**info.defaults, **v.call.kwargs}, where, target,
+                                      accepts_options=False)
     factory = project.function_named(target)
     if factory is not None:
         where, fn = factory
@@ -351,7 +388,9 @@ def _resolve_decorator(project: Project, dec: CallFact, by_name: dict[str, App],
                 info = _decorator_info(project, ret.call, by_name, depth + 1)
                 if info is not None:
                     defaults = {k: kw for k, kw in ret.call.kwargs.items()}
-                    return _DecoratorInfo(info.apps, {**info.defaults, **defaults}, where, target)
+                    passes_options = any(p.kind == "kwarg" for p in fn.params)
+                    return _DecoratorInfo(info.apps, {**info.defaults, **defaults}, where, target,
+                                          accepts_options=passes_options and info.accepts_options)
     return None
 
 
@@ -362,7 +401,8 @@ def _function_task(project: Project, facts: FileFacts, fn: FunctionFact, by_name
             continue
         task_apps = info.apps if info.apps is not None else list(apps)
         task = Task(FRAMEWORK, fn.name, facts, anchor=Span(fn.span.start, fn.span.start), header=fn.header,
-                    function=fn, decorator=dec, apps=task_apps, is_async=fn.is_async, wrapper=info.wrapper)
+                    function=fn, decorator=dec, apps=task_apps, is_async=fn.is_async, wrapper=info.wrapper,
+                    accepts_options=info.accepts_options)
         level: dict[str, Resolved] = {}
         for name, kw in info.defaults.items():
             folded = project.fold(kw.value)
@@ -377,18 +417,14 @@ def _function_task(project: Project, facts: FileFacts, fn: FunctionFact, by_name
         task.name = name_opt.value if name_opt and isinstance(name_opt.value, str) else f"{facts.module}.{fn.name}"
         base_kw = level.get("base")
         bases: list[tuple[FileFacts, ClassFact]] = []
-        if base_kw is not None and base_kw.keyword is not None and base_kw.keyword.value.kind == "name":
-            found = project.class_named(project.canonical(base_kw.keyword.value.qualified))
-            if found:
-                bases = _class_chain(project, *found)
+        if base_kw is not None:
+            bases = _base_chain(project, task, base_kw.keyword.value if base_kw.keyword else None)
         else:
             for app in task_apps:
                 cls_kw = app.call.kwargs.get("task_cls")
-                if cls_kw is not None and cls_kw.value.kind == "name":
-                    found = project.class_named(project.canonical(cls_kw.value.qualified))
-                    if found:
-                        bases = _class_chain(project, *found)
-                        break
+                if cls_kw is not None:
+                    bases = _base_chain(project, task, cls_kw.value)
+                    break
         _merge(project, task, bases)
         bound = level.get("bind")
         task.bound = bool(bound and bound.value is True)
@@ -396,16 +432,48 @@ def _function_task(project: Project, facts: FileFacts, fn: FunctionFact, by_name
     return None
 
 
-def _class_chain(project: Project, facts: FileFacts, cls: ClassFact, depth: int = 0) -> list[tuple[FileFacts, ClassFact]]:
-    """The class and its project base classes, nearest first."""
+def _base_chain(project: Project, task: Task, value: Value | None) -> list[tuple[FileFacts, ClassFact]]:
+    """The chain of a ``base=`` / ``task_cls=`` class; marks the task opaque when it cannot be read."""
+    if value is None:
+        task.opaque = "a base class qlint cannot read"
+        return []
+    target = project.fold(value).value
+    if isinstance(target, str):  # task_cls="pkg.module:Class"
+        module, _, obj = target.partition(":")
+        qualified = f"{module}.{obj}" if obj else module
+    elif value.kind == "name":
+        qualified = project.canonical(value.qualified)
+    else:
+        task.opaque = "a base class qlint cannot read"
+        return []
+    if qualified in TASK_BASES:
+        return []
+    found = project.class_named(qualified)
+    if not found:
+        task.opaque = f"base class `{qualified}` is outside the project"
+        return []
+    return _class_chain(project, *found, task=task)
+
+
+def _class_chain(project: Project, facts: FileFacts, cls: ClassFact, depth: int = 0,
+                 task: Task | None = None) -> list[tuple[FileFacts, ClassFact]]:
+    """The class and its project base classes, nearest first. A base from another package
+    (a mixin with its own ``time_limit``) makes the task's options opaque."""
     chain = [(facts, cls)]
     if depth > 8:
         return chain
     for base in cls.bases:
-        if base.kind == "name":
-            found = project.class_named(project.canonical(base.qualified))
-            if found and found[1] is not cls:
-                chain.extend(_class_chain(project, found[0], found[1], depth + 1))
+        if base.kind != "name":
+            continue
+        qualified = project.canonical(base.qualified)
+        found = project.class_named(qualified)
+        if found and found[1] is not cls:
+            chain.extend(_class_chain(project, found[0], found[1], depth + 1, task))
+        elif task is not None and not found and qualified not in TASK_BASES and \
+                not qualified.startswith("builtins.") and not qualified.rpartition(".")[0] in \
+                {a.qualified for a in task.apps} | set(CURRENT_APP) and qualified.split(".")[0] not in (
+                    "abc", "typing", "celery"):
+            task.opaque = f"base class `{qualified}` is outside the project"
     return chain
 
 
@@ -439,7 +507,7 @@ def _class_task(project: Project, facts: FileFacts, cls: ClassFact, apps: list[A
     name_attr = cls.attrs.get("name")
     folded = project.fold(name_attr.value) if name_attr else None
     task.name = folded.value if folded and isinstance(folded.value, str) else f"{facts.module}.{cls.name}"
-    _merge(project, task, _class_chain(project, facts, cls))
+    _merge(project, task, _class_chain(project, facts, cls, task=task))
     return task
 
 
@@ -465,7 +533,12 @@ def _merge(project: Project, task: Task, chain: list[tuple[FileFacts, ClassFact]
         elif annotations is not None:
             options.setdefault("**annotations", Resolved(UNKNOWN, "task_annotations", annotations.keyword))
     for option, key in OPTION_SETTINGS.items():
-        if option in options:
+        # Celery fills every task attribute that is None from the app's setting when the
+        # task is bound (celery/app/task.py, ``Task.bind``); a time limit of 0 means "none"
+        # at run time, so the setting applies there too.
+        current = options.get(option)
+        if current is not None and current.value is not None and not (
+                option in ("time_limit", "soft_time_limit") and _is_zero(current.value)):
             continue
         for app in task.apps:
             value = app.settings.get(key)
@@ -473,6 +546,10 @@ def _merge(project: Project, task: Task, chain: list[tuple[FileFacts, ClassFact]
                 options[option] = Resolved(value.value, f"setting {key}", value.keyword, value.file, value.env)
                 break
     task.options = options
+
+
+def _is_zero(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
 
 
 def default(option: str):

@@ -25,7 +25,7 @@ from qlint.lint import facts as facts_module
 CACHE_DIR = ".qlint_cache"
 TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by qlint.\n"
 # Bump when the shape of the facts changes without a version change (development builds).
-SCHEMA = "2"
+SCHEMA = "3"
 _CLASSES = {cls.__name__: cls for cls in (
     facts_module.Span, facts_module.Value, facts_module.Keyword, facts_module.CallFact, facts_module.HandlerFact,
     facts_module.Param, facts_module.FunctionFact, facts_module.ClassFact, facts_module.AttrAssign,
@@ -93,8 +93,9 @@ def file_key(path: Path, raw: bytes, module: str, is_package: bool) -> str:
 class FactCache:
     """Entries: key -> {"skip": prefilter verdict, "facts": FileFacts, "error": message}, each optional."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, read_only: bool = False) -> None:
         self.root = root
+        self.read_only = read_only  # ``--diff`` writes nothing, not even the cache
         self.directory = root / CACHE_DIR / f"{__version__}-{SCHEMA}"
         self.path = self.directory / "facts.json"
         self._entries: dict[str, Any] = {}
@@ -150,7 +151,7 @@ class FactCache:
         """Write the entries atomically. Entries this run did not use are kept (a run over one
         folder must not evict the rest of the project) until the cache grows past ``MAX_ENTRIES``;
         then only this run's are kept, so stale versions of changed files age out."""
-        if not self._dirty:
+        if not self._dirty or self.read_only:
             return
         entries = self._entries
         if len(entries) > self.MAX_ENTRIES:

@@ -48,16 +48,35 @@ def _is_package_dir(directory: Path) -> bool:
     return (directory / "__init__.py").is_file()
 
 
+@lru_cache(maxsize=4096)
+def _is_repo_root(directory: Path) -> bool:
+    return (directory / ".git").exists()
+
+
 def module_name(path: Path) -> tuple[str, bool]:
-    """Dotted module name from the package folders above ``path``; (name, is_package)."""
+    """Dotted module name from the package folders above ``path``; (name, is_package).
+
+    Folders without ``__init__.py`` between a file and a package above it are namespace
+    packages (``proj/__init__.py`` + ``proj/sub/tasks.py`` is ``proj.sub.tasks``), as Python
+    and Celery's task names see them.
+    """
     path = Path(path)
-    parts = [] if path.stem == "__init__" else [path.stem]
     directory = path.parent.resolve() if path.parent.exists() else path.parent
-    while _is_package_dir(directory) and directory.name:
-        parts.insert(0, directory.name)
-        if directory.parent == directory:
+    chain = []  # folders from the file's upwards
+    top = -1  # index in ``chain`` of the highest folder that is a regular package
+    current = directory
+    for index in range(12):
+        if not current.name:
             break
-        directory = directory.parent
+        chain.append(current.name)
+        if _is_package_dir(current):
+            top = index
+        if _is_repo_root(current) or current.parent == current:
+            break
+        current = current.parent
+    parts = list(reversed(chain[: top + 1])) if top >= 0 else []
+    if path.stem != "__init__":
+        parts.append(path.stem)
     return ".".join(parts) or path.stem, path.stem == "__init__"
 
 
@@ -94,6 +113,7 @@ class _Extractor(cst.CSTVisitor):
         self.statements: list[Span] = []
         self.try_top_level: list[bool] = []
         self.named: list[Value | CallFact] = []  # everything whose qualified name is filled in at the end
+        self._statement_node: cst.CSTNode | None = None
 
     # -- positions -------------------------------------------------------------------
     def span(self, node: cst.CSTNode) -> Span:
@@ -236,6 +256,7 @@ class _Extractor(cst.CSTVisitor):
     # -- statements ------------------------------------------------------------------
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
         self.statements.append(self.span(node))
+        self._statement_node = node
 
     def leave_SimpleStatementLine(self, original_node: cst.SimpleStatementLine) -> None:
         self.statements.pop()
@@ -262,6 +283,10 @@ class _Extractor(cst.CSTVisitor):
                 elif self.at_module_level:
                     value = value or self.value(value_node)
                     self.facts.assigns[target.value] = Keyword(target.value, value, self.span(node))
+                elif self.functions and isinstance(value_node, cst.Call) and any(
+                        stmt is self._statement_node for stmt in (self._current_def_body or ())):
+                    # ``app = Celery(...)`` inside a factory that returns ``app``.
+                    self.functions[-1].local_calls[target.value] = self.value(value_node)
             elif isinstance(target, cst.Attribute):
                 receiver = dotted_name(target.value)
                 if receiver.endswith("conf") or receiver.endswith("Meta"):
@@ -300,7 +325,7 @@ class _Extractor(cst.CSTVisitor):
             self.functions[-1].names.add(node.value)
 
     def visit_Return(self, node: cst.Return) -> None:
-        if self.functions and node.value is not None and isinstance(node.value, cst.Call):
+        if self.functions and node.value is not None and isinstance(node.value, (cst.Call, cst.Name)):
             self.functions[-1].returns.append(self.value(node.value))
 
     # -- try / except ----------------------------------------------------------------

@@ -112,7 +112,8 @@ class FunctionFact:
     calls: list[CallFact] = field(default_factory=list)  # method calls of interest inside the body
     handlers: list[HandlerFact] = field(default_factory=list)
     names: set[str] = field(default_factory=set)  # every identifier used, for picking fresh names
-    returns: list[Value] = field(default_factory=list)  # ``return <call>`` values, for decorator factories
+    returns: list[Value] = field(default_factory=list)  # ``return <call>`` / ``return <name>`` values (factories)
+    local_calls: dict[str, Value] = field(default_factory=dict)  # top-level ``name = call(...)`` in the body
     class_name: str | None = None  # enclosing class for methods
     depth: int = 0  # 0 for module-level functions
 

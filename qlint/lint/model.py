@@ -72,6 +72,7 @@ class App:
     setting_sites: list[tuple[str, Resolved]] = field(default_factory=list)
     config_complete: bool = True
     incomplete_reason: str = ""
+    from_factory: bool = False  # ``app = make_celery()``: ``call`` is the factory's call
 
 
 @dataclass
@@ -91,6 +92,12 @@ class Task:
     bound: bool = False  # ``self`` is the task (bind=True, or a method of a Task subclass)
     is_async: bool = False
     wrapper: str = ""  # the project wrapper the decorator went through, if any
+    # False when options added to the decorator would not reach the framework (a wrapper
+    # that is the result of a call, a factory without ``**kwargs``): no fix may add them there.
+    accepts_options: bool = True
+    # Why some of the task's options cannot be seen (a base class from another package, ...);
+    # rules about an option's absence stay silent when this is set.
+    opaque: str = ""
 
     def option(self, name: str) -> Resolved | None:
         return self.options.get(name)
@@ -98,6 +105,12 @@ class Task:
     @property
     def config_complete(self) -> bool:
         return bool(self.apps) and all(app.config_complete for app in self.apps)
+
+    @property
+    def options_complete(self) -> bool:
+        """Every place an option could come from was read."""
+        return self.config_complete and not self.opaque and "**annotations" not in self.options and \
+            "**" not in self.levels.get("decorator", {})
 
 
 class Project:

@@ -25,6 +25,8 @@ def number_text(value: float) -> str:
 def add_task_options(ctx: RuleContext, task: Task, items: list[tuple[str, str]]) -> list[Edit]:
     """Edits that add options to a task: decorator keywords, or class attributes for class-based tasks."""
     src = ctx.source(task.file)
+    if task.decorator is not None and not task.accepts_options:
+        return []  # e.g. ``task = app.task(acks_late=True)`` used as ``@task``: it takes a function only
     if task.decorator is not None:
         return add_keywords(src, task.decorator, items)
     if task.cls is not None:

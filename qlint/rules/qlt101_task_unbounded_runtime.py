@@ -8,6 +8,7 @@ from qlint.lint.model import UNKNOWN, seconds
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.rules._common import add_task_options, is_celery, kw_span, soft_limit_below, where
 from qlint.fixers.calls import replace_value
+from qlint.lint.diagnostics import Edit
 
 
 @register
@@ -146,6 +147,66 @@ def resize(image_id):
     pass
 """, note="configuration qlint cannot see: no guess"),
         Valid("""
+from celery import Celery, Task
+
+app = Celery("proj")
+app.conf.task_time_limit = 600
+
+class Tracked(Task):
+    time_limit = None
+
+@app.task(base=Tracked, time_limit=None)
+def resize(image_id):
+    pass
+""", note="Celery fills a None attribute from task_time_limit when the task is bound"),
+        Valid("""
+from celery import Celery
+from otherlib.tasks import LimitedTask
+
+app = Celery("proj")
+
+@app.task(base=LimitedTask)
+def resize(image_id):
+    pass
+""", note="a base class from another package may set the limit"),
+        Valid({
+            "proj/__init__.py": "",
+            "proj/celery.py": """
+import os
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+app = Celery("proj")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+@app.task
+def resize(image_id):
+    pass
+""",
+            "proj/settings.py": """
+from split_settings.tools import include
+
+include("components/*.py")
+""",
+        }, note="settings assembled at run time (django-split-settings)"),
+        Valid({
+            "proj/__init__.py": "",
+            "proj/worker.py": """
+from celery import Celery
+
+def create_app():
+    app = Celery("proj")
+    app.conf.task_time_limit = 120
+    return app
+
+app = create_app()
+
+@app.task
+def resize(image_id):
+    pass
+""",
+        }, note="an app built by a factory is configured where qlint does not look"),
+        Valid("""
 from huey import RedisHuey
 
 huey = RedisHuey()
@@ -246,52 +307,84 @@ class Export(celery.Task):
     def run(self):
         pass
 """, note="class-based task"),
+        Invalid("""
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task(time_limit=0)
+def export():
+    pass
+""", expect=5, fixed="""
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task(time_limit=300, soft_time_limit=270)
+def export():
+    pass
+""", message="no limit", note="Celery treats a limit of 0 as none"),
+        Invalid("""
+from celery import Celery
+
+app = Celery("proj")
+background = app.task(acks_late=True)
+
+@background
+def export():
+    pass
+""", expect=6, note="no fix: the wrapper is the result of a call and takes only the function"),
     ]
 
     def check(self, ctx: RuleContext) -> None:
-        limit = ctx.settings.default_time_limit
         for task in ctx.project.tasks:
-            if not is_celery(task):
-                continue
-            hard = task.option("time_limit")
-            soft = task.option("soft_time_limit")
-            if hard is not None and hard.value is not None:
-                value = seconds(hard.value)
-                if hard.value is UNKNOWN or value is None or not math.isinf(value):
-                    continue
-            if hard is None and (not task.config_complete or "**annotations" in task.options
-                                 or "**" in task.levels.get("decorator", {})):
-                continue
-            items = [("time_limit", str(limit))]
-            soft_value = seconds(soft.value) if soft is not None and soft.known else None
-            if soft is None or soft.value is None:
-                items.append(("soft_time_limit", str(soft_limit_below(limit))))
-            elif soft_value is not None and soft_value >= limit:
-                items = [("time_limit", str(int(soft_value) + 60))]
-            if hard is not None and hard.keyword is not None and hard.file is task.file and \
-                    hard.source == "decorator":
-                span = kw_span(hard)
-                src = ctx.source(task.file)
-                edits = [replace_value(hard.keyword, items[0][1])]
-                if len(items) > 1 and (soft is None or soft.value is None):
-                    if soft is not None and soft.keyword is not None and soft.source == "decorator":
-                        edits.append(replace_value(soft.keyword, items[1][1]))
-                    else:
-                        edits.append(type(edits[0])(hard.keyword.span.end, hard.keyword.span.end,
-                                                    f", soft_time_limit={items[1][1]}"))
-                fix = ctx.fix(task.file, f"Set `time_limit={items[0][1]}`", edits)
-                ctx.report(task.file, span, f"Task `{task.name}` sets `time_limit` explicitly to no limit "
-                           f"({where(hard)}); it can run forever", fix=fix, statement=task.header)
-                del src
-                continue
-            if hard is not None:
-                # Unbounded value set elsewhere (a base class or the configuration): point at the task.
-                ctx.report(task.file, task.anchor, f"Task `{task.name}` has no time limit: `time_limit` is "
-                           f"unbounded ({where(hard)})", statement=task.header)
-                continue
-            edits = add_task_options(ctx, task, items)
-            fix = ctx.fix(task.file, "Add " + ", ".join(f"`{k}={v}`" for k, v in items), edits) if edits else None
-            soft_note = " (a soft limit alone can be caught and ignored)" if soft is not None and soft.value else ""
-            ctx.report(task.file, task.anchor, f"Task `{task.name}` has no time limit and can run forever: set "
-                       f"`time_limit` on the task or `task_time_limit` in the app's configuration{soft_note}",
-                       fix=fix, statement=task.header)
+            if is_celery(task):
+                self._check_task(ctx, task)
+
+    def _check_task(self, ctx: RuleContext, task) -> None:
+        hard = task.option("time_limit")
+        if hard is not None and not _unbounded(hard.value):
+            return  # a limit, or a value qlint cannot compute
+        if not task.options_complete:
+            return  # the limit may come from somewhere qlint cannot read
+        limit = ctx.settings.default_time_limit
+        soft = task.option("soft_time_limit")
+        soft_s = seconds(soft.value) if soft is not None and soft.known else None
+        items = [("time_limit", str(limit))]
+        if soft is None or _unbounded(soft.value):
+            items.append(("soft_time_limit", str(soft_limit_below(limit))))
+        elif soft_s is not None and soft_s >= limit:
+            items = [("time_limit", str(int(soft_s) + 60))]
+        if hard is not None and hard.source == "decorator" and hard.keyword is not None:
+            # An explicit ``time_limit=None`` (or 0) written on this task: point at it.
+            edits = [replace_value(hard.keyword, items[0][1])]
+            if len(items) > 1:
+                if soft is not None and soft.source == "decorator" and soft.keyword is not None:
+                    edits.append(replace_value(soft.keyword, items[1][1]))
+                else:
+                    edits.append(Edit(hard.keyword.span.end, hard.keyword.span.end, f", soft_time_limit={items[1][1]}"))
+            fix = ctx.fix(task.file, "Set " + ", ".join(f"`{k}={v}`" for k, v in items), edits)
+            ctx.report(task.file, hard.keyword.span, f"Task `{task.name}` sets `time_limit` explicitly to no limit "
+                       f"({where(hard)}) and the app sets none: it can run forever", fix=fix,
+                       statement=task.header)
+            return
+        if hard is not None:
+            ctx.report(task.file, task.anchor, f"Task `{task.name}` has no time limit: `time_limit` is "
+                       f"unbounded ({where(hard)}) and it can run forever", statement=task.header)
+            return
+        edits = add_task_options(ctx, task, items)
+        fix = ctx.fix(task.file, "Add " + ", ".join(f"`{k}={v}`" for k, v in items), edits) if edits else None
+        soft_note = " (a soft limit alone can be caught and ignored)" if soft_s else ""
+        ctx.report(task.file, task.anchor, f"Task `{task.name}` has no time limit and can run forever: set "
+                   f"`time_limit` on the task or `task_time_limit` in the app's configuration{soft_note}",
+                   fix=fix, statement=task.header)
+
+
+def _unbounded(value) -> bool:
+    """Celery runs a task without a hard limit for None, 0 (falsy at run time) and infinity."""
+    if value is None:
+        return True
+    if value is UNKNOWN:
+        return False
+    s = seconds(value)
+    return s is not None and (s == 0 or math.isinf(s))
