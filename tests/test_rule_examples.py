@@ -18,13 +18,13 @@ def _cases(kind):
 @pytest.mark.parametrize("rule,case", list(_cases("VALID")))
 def test_valid(tmp_path, rule, case):
     write_project(tmp_path, case.file_map)
-    assert [f for f in findings(tmp_path, [rule.code])] == []
+    assert [f for f in findings(tmp_path, [rule.code, *case.select]) if f[2] == rule.code] == []
 
 
 @pytest.mark.parametrize("rule,case", list(_cases("INVALID")))
 def test_invalid(tmp_path, rule, case):
     write_project(tmp_path, case.file_map)
-    got = findings(tmp_path, [rule.code])
+    got = [f for f in findings(tmp_path, [rule.code, *case.select]) if f[2] == rule.code]
     assert sorted((p, row) for p, row, _, _ in got) == sorted(case.expect)
     if case.message:
         assert all(case.message in msg for _, _, _, msg in got)
@@ -34,7 +34,7 @@ def test_invalid(tmp_path, rule, case):
 def test_fix(tmp_path, rule, case):
     """The fix gives the expected text, re-parses, and a second --fix changes nothing."""
     write_project(tmp_path, case.file_map)
-    outcome = fix(tmp_path, [rule.code])
+    outcome = fix(tmp_path, [rule.code, *case.select])
     expected = case.fixed_map
     changed = {p: s.text for p, s in outcome.fixed.items()}
     if expected is None:
@@ -45,5 +45,5 @@ def test_fix(tmp_path, rule, case):
         cst.parse_module(text)
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
-    again = fix(tmp_path, [rule.code])
+    again = fix(tmp_path, [rule.code, *case.select])
     assert again.fixed == {}, "a second --fix changed the output again"

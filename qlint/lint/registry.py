@@ -37,6 +37,8 @@ class Case:
     fixed: dict[str, str] | str | None = None
     message: str | None = None  # a substring every finding's message must contain
     note: str = ""
+    # Other rules to run with the one under test (QLT001 judges the codes of rules that ran).
+    select: tuple[str, ...] = ()
 
     @property
     def file_map(self) -> dict[str, str]:
@@ -49,18 +51,19 @@ class Case:
         return {"tasks.py": self.fixed} if isinstance(self.fixed, str) else dict(self.fixed)
 
 
-def Valid(files, note: str = "") -> Case:  # noqa: N802 - reads like Fixit's Valid(...)
-    return Case(files=files, note=note)
+def Valid(files, note: str = "", select: tuple[str, ...] = ()) -> Case:  # noqa: N802 - reads like Fixit's Valid(...)
+    return Case(files=files, note=note, select=tuple(select))
 
 
-def Invalid(files, expect=None, fixed=None, message=None, note: str = "") -> Case:  # noqa: N802
+def Invalid(files, expect=None, fixed=None, message=None, note: str = "",
+            select: tuple[str, ...] = ()) -> Case:  # noqa: N802
     if expect is None:
         expect = ()
     elif isinstance(expect, int):
         expect = (("tasks.py", expect),)
     else:
         expect = tuple((e if isinstance(e, tuple) else ("tasks.py", e)) for e in expect)
-    return Case(files=files, expect=expect, fixed=fixed, message=message, note=note)
+    return Case(files=files, expect=expect, fixed=fixed, message=message, note=note, select=tuple(select))
 
 
 class Rule:
@@ -103,13 +106,19 @@ def register(cls: type[Rule]) -> type[Rule]:
     return cls
 
 
+_loaded = False
+
+
 def _load() -> None:
-    if _RULES:
+    # A flag, not ``if _RULES``: importing one rule module first must not hide the others.
+    global _loaded
+    if _loaded:
         return
     import qlint.rules as pkg
 
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
         importlib.import_module(f"qlint.rules.{info.name}")
+    _loaded = True
 
 
 def all_rules() -> list[type[Rule]]:
