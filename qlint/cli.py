@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--unsafe-fixes", action=argparse.BooleanOptionalAction, default=None,
                        help="Include fixes that may change behaviour.")
     check.add_argument("--diff", action="store_true", help="Show the fixes as a diff and write nothing.")
+    check.add_argument("--add-noqa", action="store_true",
+                       help="Add `# noqa: CODES` to every line with a finding, instead of reporting them (no fixes).")
     check.add_argument("--exit-zero", action="store_true", help="Exit 0 even when findings remain.")
     check.add_argument("--exit-non-zero-on-fix", action="store_true",
                        help="Exit 1 when anything was fixed, even if nothing remains.")
@@ -73,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Apply excludes to files named on the command line too (for pre-commit).")
     check.add_argument("--config", type=Path, default=None, help="Path to a qlint.toml or pyproject.toml.")
     check.add_argument("-q", "--quiet", action="store_true", help="Print findings only, no summary.")
+    check.add_argument("-v", "--verbose", action="store_true",
+                       help="Also print what was read: files checked, parsed, taken from the cache, time.")
     check.add_argument("--stdin-filename", type=Path, default=None,
                        help="The name of the file read from stdin (for excludes, module names and output).")
 

@@ -6,6 +6,7 @@ import argparse
 import difflib
 import os
 import sys
+import time
 from pathlib import Path
 
 from qlint.lint.cache import FactCache
@@ -45,12 +46,14 @@ def _display(path: Path, root: Path) -> str:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
     settings = _settings(args)
     rules = select_rules(settings.select, settings.extend_select, settings.ignore)
     rule_map = {r.code: r for r in rules}
     fmt = settings.output_format
     unsafe = settings.unsafe_fixes
     fix_mode = args.fix or args.diff
+    add_noqa = getattr(args, "add_noqa", False)
     cwd = Path.cwd()
     paths = args.paths or [Path(".")]
     cache = None if args.no_cache or os.environ.get("QLINT_NO_CACHE") else FactCache(settings.root, read_only=args.diff)
@@ -58,6 +61,10 @@ def run_check(args: argparse.Namespace) -> int:
     errors: list[FileError] = []
     stdin_src: SourceFile | None = None
 
+    if add_noqa and (fix_mode or STDIN in paths):  # --add-noqa (qlint.commands.add_noqa)
+        from qlint.cli import UsageError
+
+        raise UsageError("`--add-noqa` cannot be combined with `--fix`, `--diff` or stdin (`-`)")
     if STDIN in paths:
         if len(paths) > 1:
             from qlint.cli import UsageError
@@ -66,6 +73,7 @@ def run_check(args: argparse.Namespace) -> int:
         name = args.stdin_filename or Path("stdin.py")
         path = (cwd / name) if not name.is_absolute() else name
         raw = sys.stdin.buffer.read()
+        stdin_raw = raw
         if args.force_exclude and is_excluded(path, settings):
             if args.fix and not args.diff:
                 sys.stdout.buffer.write(raw)
@@ -93,6 +101,10 @@ def run_check(args: argparse.Namespace) -> int:
             context = [p for p in discover([settings.root], settings).python if str(p) not in checked]
         linter.load(found.python, context=context)
 
+    if add_noqa:  # suppress every finding in place instead of reporting it (qlint.commands.add_noqa)
+        from qlint.commands.add_noqa import run_add_noqa
+
+        return run_add_noqa(linter, checked, errors, quiet=args.quiet, cwd=cwd)
     if fix_mode:
         outcome = fix_loop(linter, unsafe, only=checked)
         errors.extend(outcome.errors)
@@ -100,9 +112,11 @@ def run_check(args: argparse.Namespace) -> int:
         fixed = outcome.count
         if args.diff:
             _print_diffs(outcome, cwd)
-        elif stdin_src is not None:
-            new = outcome.fixed.get(str(stdin_src.path))
-            sys.stdout.buffer.write(new.raw if new is not None else stdin_src.raw)
+        elif STDIN in paths:
+            # As ruff: ``--fix -`` prints the input, fixed where qlint could fix it (YAML and
+            # other files qlint has no fixes for come back unchanged).
+            new = outcome.fixed.get(str(stdin_src.path)) if stdin_src is not None else None
+            sys.stdout.buffer.write(new.raw if new is not None else stdin_raw)
         else:
             for key, new in outcome.fixed.items():
                 try:
@@ -120,7 +134,7 @@ def run_check(args: argparse.Namespace) -> int:
     remaining = [d for d in remaining if str(d.path) in checked]
 
     summary = Summary(fixed=fixed if not args.diff else 0, unsafe_fixes_enabled=unsafe, fix_mode=args.fix)
-    out = sys.stderr if (stdin_src is not None and args.fix and not args.diff) else None
+    out = sys.stderr if (STDIN in paths and args.fix and not args.diff) else None
     stream_is_tty = (out or sys.stdout).isatty() and args.output_file is None
     color = stream_is_tty and "NO_COLOR" not in os.environ
     if args.diff:
@@ -137,6 +151,9 @@ def run_check(args: argparse.Namespace) -> int:
             text = ""  # not "All checks passed!" when a file could not be checked
     _emit(text, args.output_file, out)
     _print_errors(errors, cwd)
+    if args.verbose:
+        print(f"qlint: {len(checked)} Python files checked, {len(linter.facts)} parsed "
+              f"({linter.from_cache} from the cache), {time.perf_counter() - started:.2f} s", file=sys.stderr)
 
     if errors:
         return 2

@@ -7,21 +7,18 @@ only the files it changed.
 
 from __future__ import annotations
 
-import ast
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import libcst as cst
 import pathspec
 
 from qlint.frameworks import celery
-from qlint.lint import prefilter
+from qlint.lint import parallel, prefilter
 from qlint.lint.cache import FactCache, file_key
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Diagnostic
-from qlint.lint.extract import extract, module_name
+from qlint.lint.extract import module_name
 from qlint.lint.facts import FileFacts
 from qlint.lint.model import Project
 from qlint.lint.noqa import Suppressions
@@ -50,28 +47,20 @@ def read_source(path: Path) -> SourceFile:
     return SourceFile.from_bytes(path, path.read_bytes())
 
 
-def syntax_message(exc: cst.ParserSyntaxError) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid syntax"
-    return f"SyntaxError: {first} (line {exc.raw_line}, column {exc.raw_column + 1})"
-
-
-def _cpython_check(source: bytes | str) -> str | None:
-    """Cheap check with CPython's own parser: None if it parses, else "deep" or "error"."""
+def _glob_style() -> str:
+    """pathspec 1.x names gitignore globs "gitignore" and deprecates "gitwildmatch"."""
     try:
-        with warnings.catch_warnings():  # e.g. invalid escape sequences: not ours to report
-            warnings.simplefilter("ignore")
-            compile(source, "<qlint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-    except (RecursionError, MemoryError):
-        return "deep"
-    except SyntaxError as exc:
-        return "deep" if "too many" in str(exc.msg) else "error"
-    except (ValueError, UnicodeError):
-        return "error"
-    return None
+        pathspec.PathSpec.from_lines("gitignore", [])
+    except (KeyError, LookupError):  # pathspec < 1.0
+        return "gitwildmatch"
+    return "gitignore"
+
+
+_GLOB_STYLE = _glob_style()
 
 
 def _parses(raw: bytes) -> bool:
-    return _cpython_check(raw) is None
+    return parallel.cpython_check(raw) is None
 
 
 class Linter:
@@ -81,6 +70,7 @@ class Linter:
                  cache: FactCache | None = None) -> None:
         self.settings = settings
         self.cache = cache
+        self.workers = parallel.worker_count()
         self.rules = rules
         self.use_prefilter = use_prefilter
         self.sources: dict[str, SourceFile] = {}
@@ -88,8 +78,14 @@ class Linter:
         self.modules: dict[str, tuple[Path, bool]] = {}  # module name -> (path, is_package), unparsed ones
         self.errors: list[FileError] = []
         self.checked = 0
-        self._per_file = [(pathspec.PathSpec.from_lines("gitwildmatch", [glob]), codes)
+        self.from_cache = 0
+        self._per_file = [(pathspec.PathSpec.from_lines(_GLOB_STYLE, [glob]), codes)
                           for glob, codes in settings.per_file_ignores.items()]
+        # Rules judged after suppression (QLT001), and bytes that make a file worth parsing for a rule
+        # whatever the framework prefilter says (a ``# noqa: QLT...`` to judge): see qlt001_unused_noqa.
+        self._late = [r for r in rules if getattr(r, "after_suppression", False)]
+        self._rule_seeds = [p for r in rules if (p := getattr(r, "prefilter_seed", None)) is not None]
+        self.suppressions: dict[str, Suppressions] | None = None  # as the last ``_suppress`` left them
 
     # -- loading ---------------------------------------------------------------------
     def load(self, paths: list[Path], context: list[Path] = ()) -> None:
@@ -97,7 +93,7 @@ class Linter:
         for path in context:
             name, is_pkg = module_name(path)
             self.modules.setdefault(name, (path, is_pkg))
-        seeds: list[Path] = []
+        seeds: list[tuple[Path, bytes, str, bool]] = []
         for path in paths:
             self.checked += 1
             try:
@@ -109,8 +105,8 @@ class Linter:
             if self._skippable(path, raw, name, is_pkg):
                 self.modules.setdefault(name, (path, is_pkg))
             else:
-                seeds.append(path)
-                self._parse(path, raw, name, is_pkg)
+                seeds.append((path, raw, name, is_pkg))
+        self._parse_many(seeds)
         self._close()
         if self.cache is not None:
             self.cache.save()
@@ -119,6 +115,8 @@ class Linter:
         """The prefilter's verdict. A file it would skip but that cannot be decoded or parsed is
         parsed for real, so that its error is reported as it is without the prefilter."""
         if not self.use_prefilter or prefilter.is_seed(raw) or prefilter.is_settings_path(path.parts):
+            return False
+        if any(p.search(raw) for p in self._rule_seeds):
             return False
         key = file_key(path, raw, name, is_pkg) if self.cache is not None else ""
         if self.cache is not None:
@@ -137,6 +135,33 @@ class Linter:
         self._extract(src, name, is_pkg)
         self._close()
 
+    def _parse_many(self, items: list[tuple[Path, bytes, str, bool]]) -> None:
+        """Parse a batch: cached files from the cache, the rest across a process pool when it pays."""
+        misses = []
+        for path, raw, name, is_pkg in items:
+            if self.cache is not None:
+                entry = self.cache.get(file_key(path, raw, name, is_pkg))
+                if entry is not None and ("facts" in entry or "error" in entry):
+                    self._parse(path, raw, name, is_pkg)
+                    continue
+            misses.append((path, raw, name, is_pkg))
+        results = parallel.extract_all(misses, self.workers) if len(misses) >= parallel.MIN_BATCH else None
+        if results is None:
+            for item in misses:
+                self._parse(*item)
+            return
+        for (path, raw, name, is_pkg), (facts, error) in zip(misses, results):
+            key = file_key(path, raw, name, is_pkg) if self.cache is not None else None
+            if error is not None:
+                self.errors.append(FileError(path, error))
+                if key is not None:
+                    self.cache.put(key, error=error)
+                continue
+            src = SourceFile.from_bytes(path, raw)
+            if key is not None:
+                self.cache.put(key, facts=facts)
+            self._keep(src, facts, name)
+
     def _parse(self, path: Path, raw: bytes, name: str, is_pkg: bool) -> FileFacts | None:
         cache_key = file_key(path, raw, name, is_pkg) if self.cache is not None else None
         entry = self.cache.get(cache_key) if self.cache is not None else None
@@ -149,24 +174,14 @@ class Linter:
             self.errors.append(FileError(path, str(exc)))
             return None
         if entry is not None and "facts" in entry:
+            self.from_cache += 1
             return self._keep(src, entry["facts"], name)
         return self._extract(src, name, is_pkg, cache_key)
 
     def _extract(self, src: SourceFile, name: str, is_pkg: bool, cache_key: str | None = None) -> FileFacts | None:
-        error = None
-        if _cpython_check(src.text) == "deep":
-            # libcst's native parser overflows its stack (a segfault) on input CPython rejects as
-            # too deeply nested: thousands of nested brackets or a long chain of operators.
-            error = "file is nested too deeply to parse"
-        else:
-            try:
-                facts = extract(src, name, is_pkg)
-            except cst.ParserSyntaxError as exc:
-                error = syntax_message(exc)
-            except RecursionError:
-                error = "file is nested too deeply to parse"
-        if error is not None:
-            self.errors.append(FileError(src.path, error))
+        facts, error = parallel.extract_source(src, name, is_pkg)
+        if error is not None or facts is None:
+            self.errors.append(FileError(src.path, error or "cannot parse"))
             if cache_key is not None and self.cache is not None:
                 self.cache.put(cache_key, error=error)
             return None
@@ -207,17 +222,17 @@ class Linter:
                 return
             seen |= names
             pattern = prefilter.names_pattern(names)
-            grew = False
+            batch = []
             for name, (path, is_pkg) in list(self.modules.items()):
                 try:
                     raw = path.read_bytes()
                 except OSError:
                     continue
                 if prefilter.mentions(raw, pattern):
-                    self._parse(path, raw, name, is_pkg)
-                    grew = True
-            if not grew:
+                    batch.append((path, raw, name, is_pkg))
+            if not batch:
                 return
+            self._parse_many(batch)
 
     def _project(self) -> Project:
         return Project(list(self.facts.values()), loader=self._load_module, module_names=list(self.modules))
@@ -229,11 +244,19 @@ class Linter:
             framework.collect(project)
         ctx = RuleContext(project, self.sources, self.settings)
         for rule_cls in self.rules:
+            if rule_cls in self._late:
+                continue
             ctx.rule = rule_cls
             rule_cls().check(ctx)
         if self.cache is not None:  # modules parsed on demand while resolving names
             self.cache.save()
-        return self._suppress(ctx.diagnostics)
+        self.suppressions = None
+        kept = self._suppress(ctx.diagnostics)
+        if self._late and self.suppressions is not None:  # not when noqa is off (flake8 --disable-noqa)
+            for rule_cls in self._late:  # QLT001: the noqa comments, judged by what they suppressed
+                kept.extend(rule_cls().check_suppressions(self, self.suppressions))
+            kept.sort(key=lambda d: d.sort_key)
+        return kept
 
     def _suppress(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         kept = []
@@ -251,17 +274,22 @@ class Linter:
                     continue
             kept.append(d)
         kept.sort(key=lambda d: d.sort_key)
+        self.suppressions = suppressions  # which directives were used: QLT001 reads them
         return kept
 
     def _ignored_by_config(self, d: Diagnostic) -> bool:
+        return self.ignored(d.path, d.code)
+
+    def ignored(self, path: Path | str, code: str) -> bool:
+        """Whether ``per-file-ignores`` turns ``code`` off for ``path``."""
         if not self._per_file:
             return False
         try:
-            rel = os.path.relpath(d.path, self.settings.root)
+            rel = os.path.relpath(path, self.settings.root)
         except ValueError:
             return False
         rel = rel.replace(os.sep, "/")
-        return any(spec.match_file(rel) and code_matches(codes, d.code) for spec, codes in self._per_file)
+        return any(spec.match_file(rel) and code_matches(codes, code) for spec, codes in self._per_file)
 
     def replace_source(self, src: SourceFile) -> None:
         key = str(src.path)

@@ -1,0 +1,215 @@
+"""Time qlint against its peers on real code bases, side by side in one invocation.
+
+    python benchmarks/bench.py /path/to/codebase [/path/to/another] [--runs 5] [--bin-dir DIR]
+
+For every code base it runs, alternating (one run of each command per round, so that
+machine noise hits every command alike):
+
+- ``qlint check --no-cache``                    cold: every candidate file parsed
+- ``qlint check`` with a warm cache             nothing changed since the last run
+- ``qlint check`` with one file changed         the cache must re-parse that file only
+- ``ruff check --no-cache --select ALL``        the reference for speed
+- ``ruff check --no-cache --select E9,F``
+- ``flake8``                                    pyflakes + pycodestyle
+- ``fixit lint`` with a rule equivalent to QLT101 (benchmarks/fixit_rules)
+
+and prints each command's median wall time, the ratios qlint / peer, qlint's peak memory
+(the process's maximum resident set, from ``wait4``) and how many files it parsed.
+Peers are looked up in ``--bin-dir`` (default: the folder of this Python), then on PATH;
+a missing peer is reported as such, never silently skipped. A command running longer
+than ``--timeout`` seconds is stopped and reported as timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Sample:
+    seconds: float
+    max_rss_kb: int
+    stderr: str
+    timed_out: bool = False
+
+
+@dataclass
+class Command:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    prepare: object = None  # callable run before each measured run (not timed)
+    samples: list[Sample] = field(default_factory=list)
+
+
+def run_once(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Sample:
+    full_env = {**os.environ, **env}
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = start + timeout
+    timed_out = False
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pid, status, usage = os.wait4(proc.pid, 0)
+            timed_out = True
+            break
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    stderr = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+    return Sample(elapsed, usage.ru_maxrss, stderr, timed_out)
+
+
+def find_tool(name: str, bin_dir: Path | None) -> str | None:
+    for directory in ([bin_dir] if bin_dir else []) + [Path(sys.executable).parent]:
+        candidate = directory / name
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which(name)
+
+
+def touch_one_file(codebase: Path):
+    """A prepare step that changes one candidate file (a trailing comment) before the run."""
+    target = next((p for p in sorted(codebase.rglob("*.py")) if b"celery" in p.read_bytes()), None)
+    original = target.read_bytes() if target else b""
+    counter = {"n": 0}
+
+    def prepare() -> None:
+        if target is None:
+            return
+        counter["n"] += 1
+        target.write_bytes(original + f"\n# qlint benchmark edit {counter['n']}\n".encode())
+
+    def restore() -> None:
+        if target is not None:
+            target.write_bytes(original)
+
+    return prepare, restore, target
+
+
+def commands_for(codebase: Path, bin_dir: Path | None) -> tuple[list[Command], list[str], object]:
+    qlint = [sys.executable, "-m", "qlint", "check", "--exit-zero", "--output-format", "concise", "--verbose"]
+    missing: list[str] = []
+    prepare_change, restore, _ = touch_one_file(codebase)
+    cmds = [
+        Command("qlint cold (--no-cache)", [*qlint, "--no-cache", "."]),
+        Command("qlint warm cache", [*qlint, "."]),
+        Command("qlint warm, 1 file changed", [*qlint, "."], prepare=prepare_change),
+    ]
+    ruff = find_tool("ruff", bin_dir)
+    if ruff:
+        cmds.append(Command("ruff --select ALL", [ruff, "check", "--no-cache", "--select", "ALL", "--exit-zero",
+                                                  "-q", "."]))
+        cmds.append(Command("ruff --select E9,F", [ruff, "check", "--no-cache", "--select", "E9,F",
+                                                   "--exit-zero", "-q", "."]))
+    else:
+        missing.append("ruff")
+    flake8 = find_tool("flake8", bin_dir)
+    if flake8:
+        cmds.append(Command("flake8", [flake8, "--exit-zero", "-q", "."]))
+    else:
+        missing.append("flake8")
+    fixit = find_tool("fixit", bin_dir)
+    if fixit:
+        cmds.append(Command("fixit (QLT101-like rule)",
+                            [fixit, "--rules", "benchmarks.fixit_rules.qlint_equivalent", "lint", "."],
+                            env={"PYTHONPATH": str(ROOT)}))
+    else:
+        missing.append("fixit")
+    return cmds, missing, restore
+
+
+def parsed_files(stderr: str) -> str:
+    match = re.search(r"qlint: .*", stderr)
+    return match.group(0) if match else ""
+
+
+def bench(codebase: Path, runs: int, bin_dir: Path | None, timeout: float) -> str:
+    cmds, missing, restore = commands_for(codebase, bin_dir)
+    # Prime the cache once so that "warm" means warm.
+    run_once(cmds[1].argv, codebase, cmds[1].env, timeout)
+    try:
+        for _ in range(runs):
+            for cmd in cmds:
+                if cmd.samples and cmd.samples[-1].timed_out:
+                    continue  # one time-out is enough to know
+                if callable(cmd.prepare):
+                    cmd.prepare()
+                cmd.samples.append(run_once(cmd.argv, codebase, cmd.env, timeout))
+    finally:
+        restore()
+    files = sum(1 for _ in codebase.rglob("*.py"))
+    lines = [f"### {codebase.name} ({files} Python files)", "",
+             "| command | median s | runs | peak RSS MB | note |", "|---|---|---|---|---|"]
+    medians: dict[str, float] = {}
+    for cmd in cmds:
+        times = [s.seconds for s in cmd.samples if not s.timed_out]
+        if not times:
+            lines.append(f"| {cmd.name} | timed out (> {timeout:.0f} s) | {len(cmd.samples)} | | |")
+            continue
+        medians[cmd.name] = statistics.median(times)
+        rss = max(s.max_rss_kb for s in cmd.samples) / 1024
+        note = parsed_files(cmd.samples[-1].stderr) if cmd.name.startswith("qlint") else ""
+        lines.append(f"| {cmd.name} | {medians[cmd.name]:.2f} | {len(times)} | {rss:.0f} | {note} |")
+    lines.append("")
+    for mine in ("qlint cold (--no-cache)", "qlint warm cache", "qlint warm, 1 file changed"):
+        if mine not in medians:
+            continue
+        ratios = [f"{mine} / {peer} = {medians[mine] / medians[peer]:.2f}"
+                  for peer in medians if not peer.startswith("qlint") and medians[peer] > 0]
+        lines.extend(f"- {r}" for r in ratios)
+    if missing:
+        lines.append(f"- not measured (not installed): {', '.join(missing)}")
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), "
+            f"Python {platform.python_version()}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("codebases", nargs="+", type=Path)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--bin-dir", type=Path, default=None, help="where ruff, flake8 and fixit are installed")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("-o", "--output", type=Path, default=None, help="also write the report here")
+    args = parser.parse_args()
+    report = [f"# qlint benchmark, {time.strftime('%Y-%m-%d')}", "", f"Machine: {machine()}", ""]
+    for codebase in args.codebases:
+        print(f"benchmarking {codebase} ...", file=sys.stderr)
+        report.append(bench(codebase.resolve(), args.runs, args.bin_dir, args.timeout))
+    text = "\n".join(report)
+    print(text)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
