@@ -6,7 +6,7 @@ from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.model import UNKNOWN, seconds
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import add_task_options, is_celery, kw_span, soft_limit_below, where
+from qlint.rules._common import add_task_options, is_celery, soft_limit_below, where
 from qlint.fixers.calls import replace_value
 from qlint.lint.diagnostics import Edit
 
