@@ -44,6 +44,7 @@ class Sample:
     max_rss_kb: int
     stderr: str
     timed_out: bool = False
+    exit_code: int = 0
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Command:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     prepare: object = None  # callable run before each measured run (not timed)
+    ok_codes: tuple[int, ...] = (0, 1)  # exit codes of a run that did its work (1: findings)
     samples: list[Sample] = field(default_factory=list)
 
 
@@ -74,7 +76,8 @@ def run_once(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) ->
         time.sleep(0.005)
     elapsed = time.perf_counter() - start
     stderr = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-    return Sample(elapsed, usage.ru_maxrss, stderr, timed_out)
+    code = os.waitstatus_to_exitcode(status) if not timed_out else -9
+    return Sample(elapsed, usage.ru_maxrss, stderr, timed_out, code)
 
 
 def find_tool(name: str, bin_dir: Path | None) -> str | None:
@@ -160,6 +163,12 @@ def bench(codebase: Path, runs: int, bin_dir: Path | None, timeout: float) -> st
              "| command | median s | runs | peak RSS MB | note |", "|---|---|---|---|---|"]
     medians: dict[str, float] = {}
     for cmd in cmds:
+        failed = [s for s in cmd.samples if not s.timed_out and s.exit_code not in cmd.ok_codes]
+        if failed:
+            # A tool that stopped on an error did not do the work: its time means nothing.
+            last = (failed[-1].stderr.strip().splitlines() or ["(no message)"])[-1][:120]
+            lines.append(f"| {cmd.name} | failed (exit {failed[-1].exit_code}: {last}) | {len(cmd.samples)} | | |")
+            continue
         times = [s.seconds for s in cmd.samples if not s.timed_out]
         if not times:
             lines.append(f"| {cmd.name} | timed out (> {timeout:.0f} s) | {len(cmd.samples)} | | |")

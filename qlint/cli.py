@@ -16,7 +16,7 @@ from qlint import __version__
 from qlint.lint.registry import validate_selector
 from qlint.settings import OUTPUT_FORMATS, ConfigError
 
-SUBCOMMANDS = ("check", "rule")
+SUBCOMMANDS = ("check", "rule", "tasks")
 
 
 class UsageError(Exception):
@@ -84,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     rule.add_argument("code", nargs="?", help="A rule code such as QLT101.")
     rule.add_argument("--all", action="store_true", help="Show every rule.")
     rule.add_argument("--output-format", choices=("text", "json"), default="text")
+
+    # -- qlint tasks (qlint.commands.tasks) --
+    tasks = sub.add_parser("tasks", help="List every task with its effective options and where each came from.")
+    tasks.add_argument("paths", nargs="*", type=Path, help="Files or folders to read. Default: `.`")
+    tasks.add_argument("--output-format", choices=("table", "json", "csv"), default="table",
+                       help="Output format (default: table).")
+    tasks.add_argument("-o", "--output-file", type=Path, default=None, help="Write the inventory to this file.")
+    tasks.add_argument("--no-cache", action="store_true", help="Do not read or write the fact cache.")
+    tasks.add_argument("--config", type=Path, default=None, help="Path to a qlint.toml or pyproject.toml.")
+    # -- end qlint tasks --
     return parser
 
 
@@ -105,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     try:
+        if args.command == "tasks":  # qlint.commands.tasks
+            from qlint.commands.tasks import run_tasks
+
+            return run_tasks(args)
         if args.command == "rule":
             from qlint.commands.rule import run_rule
 

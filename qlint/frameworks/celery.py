@@ -50,6 +50,27 @@ TASK_DEFAULTS = {
     "serializer": "json",
     "bind": False,
 }
+# -- `qlint tasks` inventory (read by qlint/commands/tasks.py, which knows no framework) --
+# Column -> where its value comes from. ``option``: the task attribute (decorator, base class,
+# task_annotations); ``routes``: a setting mapping task names (exact, or globs with ``*``)
+# to options, a string entry naming the option's value; ``setting``: the app setting used
+# when neither sets it; ``default``: the framework's value when nothing does; ``labels``:
+# how values are shown. ``retry`` names the options a retry summary reads and ``method``
+# the task method a body calls to retry by hand, with the keywords that set its delay.
+INVENTORY = {
+    "queue": {"option": "queue", "routes": "task_routes", "setting": "task_default_queue", "default": "celery"},
+    "time_limit": {"option": "time_limit", "setting": "task_time_limit", "default": TASK_DEFAULTS["time_limit"]},
+    "soft_time_limit": {"option": "soft_time_limit", "setting": "task_soft_time_limit",
+                        "default": TASK_DEFAULTS["soft_time_limit"]},
+    "max_retries": {"option": "max_retries", "default": TASK_DEFAULTS["max_retries"]},
+    "retry": {"auto": "autoretry_for", "backoff": "retry_backoff", "backoff_max": "retry_backoff_max",
+              "kwargs": "retry_kwargs", "delay": "default_retry_delay", "method": "retry",
+              "delay_keywords": ("countdown", "eta"),
+              "defaults": {"retry_backoff_max": 600, "default_retry_delay": TASK_DEFAULTS["default_retry_delay"]}},
+    "acks": {"option": "acks_late", "setting": "task_acks_late", "default": TASK_DEFAULTS["acks_late"],
+             "labels": {True: "late", False: "early"}},
+    "serializer": {"option": "serializer", "setting": "task_serializer", "default": TASK_DEFAULTS["serializer"]},
+}
 SERIALIZER_SETTINGS = ("task_serializer", "result_serializer", "event_serializer", "accept_content",
                        "result_accept_content")
 PICKLE_NAMES = ("pickle", "application/x-python-serialize")

@@ -25,12 +25,23 @@ from qlint.lint import facts as facts_module
 CACHE_DIR = ".qlint_cache"
 TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by qlint.\n"
 # Bump when the shape of the facts changes without a version change (development builds).
-SCHEMA = "3"
+SCHEMA = "5"
 _CLASSES = {cls.__name__: cls for cls in (
     facts_module.Span, facts_module.Value, facts_module.Keyword, facts_module.CallFact, facts_module.HandlerFact,
     facts_module.Param, facts_module.FunctionFact, facts_module.ClassFact, facts_module.AttrAssign,
     facts_module.FileFacts,
 )}
+
+
+_FIELDS = {cls: dataclasses.fields(cls) for cls in _CLASSES.values()}
+
+
+def _is_default(f: dataclasses.Field, value: Any) -> bool:
+    if f.default is not dataclasses.MISSING:
+        return value is f.default or (type(value) is type(f.default) and value == f.default)
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return not value and isinstance(value, (list, dict, set))
+    return False
 
 
 def _encode(obj: Any) -> Any:
@@ -39,8 +50,11 @@ def _encode(obj: Any) -> Any:
     if isinstance(obj, float):
         return {"__f": repr(obj)}  # keeps inf and nan
     if dataclasses.is_dataclass(obj) and type(obj).__name__ in _CLASSES:
+        # Fields at their default are left out: most of a Value's fields are, and decoding
+        # (the cost of a warm run) is proportional to what is stored.
         return {"__t": type(obj).__name__,
-                "v": {f.name: _encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
+                "v": {f.name: _encode(value) for f in _FIELDS[type(obj)]
+                      if not _is_default(f, value := getattr(obj, f.name))}}
     if isinstance(obj, list):
         return [_encode(x) for x in obj]
     if isinstance(obj, tuple):
@@ -91,77 +105,92 @@ def file_key(path: Path, raw: bytes, module: str, is_package: bool) -> str:
 
 
 class FactCache:
-    """Entries: key -> {"skip": prefilter verdict, "facts": FileFacts, "error": message}, each optional."""
+    """Per file version: the prefilter's verdict, and the facts (or the error) once parsed.
+
+    Verdicts live in one small ``index.json``; facts in one file each under ``facts/``, read
+    only when that file is needed and written only when new, so a warm run reads what it
+    uses and a run that changed one file writes one file.
+    """
+
+    MAX_ENTRIES = 50_000
 
     def __init__(self, root: Path, *, read_only: bool = False) -> None:
         self.root = root
         self.read_only = read_only  # ``--diff`` writes nothing, not even the cache
         self.directory = root / CACHE_DIR / f"{__version__}-{SCHEMA}"
-        self.path = self.directory / "facts.json"
-        self._entries: dict[str, Any] = {}
+        self.index_path = self.directory / "index.json"
+        self._index: dict[str, dict[str, Any]] = {}
+        self._pending: dict[str, Any] = {}  # key -> encoded facts not written yet
         self._used: set[str] = set()
         self._dirty = False
-        self._load()
-
-    def _load(self) -> None:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(self.index_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return
+            data = None
         if isinstance(data, dict):
-            self._entries = data
+            self._index = {k: v for k, v in data.items() if isinstance(v, dict)}
+
+    def _facts_path(self, key: str) -> Path:
+        return self.directory / "facts" / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict | None:
-        entry = self._entries.get(key)
+        entry = self._index.get(key)
         if entry is None:
             return None
-        try:
-            decoded = dict(entry)
-            if "facts" in entry:
-                decoded["facts"] = _decode(entry["facts"])
-                if not isinstance(decoded["facts"], facts_module.FileFacts):
+        decoded: dict[str, Any] = {k: v for k, v in entry.items() if k != "facts"}
+        if entry.get("facts"):
+            try:
+                raw = self._pending.get(key)
+                if raw is None:
+                    raw = json.loads(self._facts_path(key).read_text(encoding="utf-8"))
+                facts = _decode(raw)
+                if not isinstance(facts, facts_module.FileFacts):
                     raise ValueError("not facts")
-        except (KeyError, TypeError, ValueError, AttributeError):
-            self._entries.pop(key, None)
-            self._dirty = True
-            return None
+            except (OSError, KeyError, TypeError, ValueError, AttributeError):
+                entry.pop("facts", None)
+                self._dirty = True
+                if not decoded:
+                    return None
+            else:
+                decoded["facts"] = facts
         self._used.add(key)
         return decoded
 
     def put(self, key: str, *, facts=None, error: str | None = None, skip: bool = False) -> None:
-        # One entry per file version holds both verdicts: the prefilter's, and the facts (or
-        # error) once the file was parsed because a name it spells was needed.
-        entry: dict[str, Any] = dict(self._entries.get(key) or {})
+        entry = self._index.setdefault(key, {})
         if facts is not None:
             try:
-                entry["facts"] = _encode(facts)
+                self._pending[key] = _encode(facts)
             except TypeError:
                 return
+            entry["facts"] = True
         elif error is not None:
             entry["error"] = error
         else:
             entry["skip"] = skip
-        self._entries[key] = entry
         self._used.add(key)
         self._dirty = True
 
-    MAX_ENTRIES = 50_000
-
     def save(self) -> None:
-        """Write the entries atomically. Entries this run did not use are kept (a run over one
-        folder must not evict the rest of the project) until the cache grows past ``MAX_ENTRIES``;
-        then only this run's are kept, so stale versions of changed files age out."""
+        """Write new facts files and the index, each atomically. Entries this run did not use
+        are kept (a run over one folder must not evict the rest of the project) until there
+        are more than ``MAX_ENTRIES``; then only this run's are kept."""
         if not self._dirty or self.read_only:
             return
-        entries = self._entries
-        if len(entries) > self.MAX_ENTRIES:
-            entries = {k: v for k, v in entries.items() if k in self._used}
         try:
             self._prepare()
-            fd, tmp = tempfile.mkstemp(prefix=".facts.", dir=self.directory)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(entries, fh, separators=(",", ":"))
-            os.replace(tmp, self.path)
+            for key, encoded in self._pending.items():
+                _write_json(self._facts_path(key), encoded)
+            self._pending.clear()
+            if len(self._index) > self.MAX_ENTRIES:
+                for key in [k for k in self._index if k not in self._used]:
+                    if self._index.pop(key).get("facts"):
+                        try:
+                            self._facts_path(key).unlink()
+                        except OSError:
+                            pass
+            _write_json(self.index_path, self._index)
+            self._dirty = False
         except OSError:
             pass  # a read-only tree still gets linted, just without a cache
 
@@ -173,3 +202,18 @@ class FactCache:
             if not target.exists():
                 target.write_text(text, encoding="utf-8")
         self.directory.mkdir(parents=True, exist_ok=True)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

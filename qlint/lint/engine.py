@@ -142,7 +142,7 @@ class Linter:
             if self.cache is not None:
                 entry = self.cache.get(file_key(path, raw, name, is_pkg))
                 if entry is not None and ("facts" in entry or "error" in entry):
-                    self._parse(path, raw, name, is_pkg)
+                    self._parse(path, raw, name, is_pkg, entry)
                     continue
             misses.append((path, raw, name, is_pkg))
         results = parallel.extract_all(misses, self.workers) if len(misses) >= parallel.MIN_BATCH else None
@@ -162,9 +162,10 @@ class Linter:
                 self.cache.put(key, facts=facts)
             self._keep(src, facts, name)
 
-    def _parse(self, path: Path, raw: bytes, name: str, is_pkg: bool) -> FileFacts | None:
+    def _parse(self, path: Path, raw: bytes, name: str, is_pkg: bool, entry: dict | None = None) -> FileFacts | None:
         cache_key = file_key(path, raw, name, is_pkg) if self.cache is not None else None
-        entry = self.cache.get(cache_key) if self.cache is not None else None
+        if entry is None and self.cache is not None:
+            entry = self.cache.get(cache_key)
         if entry is not None and "error" in entry:
             self.errors.append(FileError(path, entry["error"]))
             return None
@@ -236,6 +237,15 @@ class Linter:
 
     def _project(self) -> Project:
         return Project(list(self.facts.values()), loader=self._load_module, module_names=list(self.modules))
+
+    def model(self) -> Project:
+        """The project model with every framework's apps and tasks collected (``qlint tasks``)."""
+        project = self._project()
+        for framework in FRAMEWORKS:
+            framework.collect(project)
+        if self.cache is not None:  # modules parsed on demand while resolving names
+            self.cache.save()
+        return project
 
     # -- linting ---------------------------------------------------------------------
     def lint(self) -> list[Diagnostic]:
