@@ -422,7 +422,7 @@ def render_table(rows: list[Row]) -> str:
         lines.append([f"{row.file}:{row.line}", row.task.framework, row.task.name,
                       *(cell_text(row.cells[c], row.file) for c in COLUMNS)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = ["  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines]
+    out = ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines]
     out.append(f"\n{len(rows)} task{'s' if len(rows) != 1 else ''}")
     return "\n".join(out) + "\n"
 

@@ -74,12 +74,6 @@ INVENTORY = {
 SERIALIZER_SETTINGS = ("task_serializer", "result_serializer", "event_serializer", "accept_content",
                        "result_accept_content")
 PICKLE_NAMES = ("pickle", "application/x-python-serialize")
-# The retry/timeout exception a Celery task body can swallow.
-TIMEOUT_EXCEPTIONS = frozenset({"celery.exceptions.SoftTimeLimitExceeded",
-                                "billiard.exceptions.SoftTimeLimitExceeded"})
-# Prefix bytes: a file that contains none of these cannot hold Celery facts.
-MARKERS = (b"celery", b"Celery", b"CELERY", b"shared_task", b".task", b"Task", b"conf", b"retry")
-PREFILTER_TOKENS = (b"celery", b"CELERY", b"task", b"Task", b"conf", b"retry", b"apply_async")
 
 
 @dataclass
@@ -109,10 +103,6 @@ def collect(project: Project) -> None:
 
 
 # -- apps ------------------------------------------------------------------------------
-
-def _is_celery_call(project: Project, call: CallFact) -> bool:
-    return _celery_origin(project, call) is not None
-
 
 def _celery_origin(project: Project, call: CallFact) -> str | None:
     """"direct" for ``Celery(...)`` (or a subclass), "factory" for a project function that
@@ -490,12 +480,18 @@ def _class_chain(project: Project, facts: FileFacts, cls: ClassFact, depth: int 
         found = project.class_named(qualified)
         if found and found[1] is not cls:
             chain.extend(_class_chain(project, found[0], found[1], depth + 1, task))
-        elif task is not None and not found and qualified not in TASK_BASES and \
-                not qualified.startswith("builtins.") and not qualified.rpartition(".")[0] in \
-                {a.qualified for a in task.apps} | set(CURRENT_APP) and qualified.split(".")[0] not in (
-                    "abc", "typing", "celery"):
+        elif task is not None and not found and _foreign_base(qualified, task):
             task.opaque = f"base class `{qualified}` is outside the project"
     return chain
+
+
+def _foreign_base(qualified: str, task: Task) -> bool:
+    """A base class from another package, which may carry options qlint cannot read."""
+    if qualified in TASK_BASES or qualified.startswith("builtins."):
+        return False
+    if qualified.rpartition(".")[0] in {a.qualified for a in task.apps} | set(CURRENT_APP):
+        return False  # ``app.Task``
+    return qualified.split(".")[0] not in ("abc", "typing", "celery")
 
 
 def _is_task_class(project: Project, facts: FileFacts, cls: ClassFact, by_name, depth: int = 0) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from qlint.lint.source import Location
@@ -67,7 +67,6 @@ class Diagnostic:
     noqa_rows: tuple[int, ...] = ()
     display_path: str = ""
     source_line: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def sort_key(self):

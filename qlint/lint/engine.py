@@ -8,7 +8,7 @@ only the files it changed.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
@@ -33,18 +33,6 @@ FRAMEWORKS = (celery,)
 class FileError:
     path: Path
     message: str
-
-
-@dataclass
-class LintResult:
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    errors: list[FileError] = field(default_factory=list)
-    checked: int = 0
-    parsed: int = 0
-
-
-def read_source(path: Path) -> SourceFile:
-    return SourceFile.from_bytes(path, path.read_bytes())
 
 
 def _glob_style() -> str:
@@ -82,7 +70,7 @@ class Linter:
         self._per_file = [(pathspec.PathSpec.from_lines(_GLOB_STYLE, [glob]), codes)
                           for glob, codes in settings.per_file_ignores.items()]
         # Rules judged after suppression (QLT001), and bytes that make a file worth parsing for a rule
-        # whatever the framework prefilter says (a ``# noqa: QLT...`` to judge): see qlt001_unused_noqa.
+        # whatever the framework prefilter says (a noqa comment naming QLT codes, to judge): see qlt001_unused_noqa.
         self._late = [r for r in rules if getattr(r, "after_suppression", False)]
         self._rule_seeds = [p for r in rules if (p := getattr(r, "prefilter_seed", None)) is not None]
         self.suppressions: dict[str, Suppressions] | None = None  # as the last ``_suppress`` left them
@@ -150,7 +138,7 @@ class Linter:
             for item in misses:
                 self._parse(*item)
             return
-        for (path, raw, name, is_pkg), (facts, error) in zip(misses, results):
+        for (path, raw, name, is_pkg), (facts, error) in zip(misses, results, strict=True):
             key = file_key(path, raw, name, is_pkg) if self.cache is not None else None
             if error is not None:
                 self.errors.append(FileError(path, error))

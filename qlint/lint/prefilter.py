@@ -53,19 +53,3 @@ def names_pattern(names: set[str]) -> re.Pattern[bytes] | None:
         return None
     alternatives = b"|".join(re.escape(n.encode()) for n in sorted(names, key=len, reverse=True))
     return re.compile(rb"\b(?:" + alternatives + rb")\b")
-
-
-def imported_modules(facts: FileFacts) -> set[str]:
-    """Every module (and parent package) a file's imports or string references can reach."""
-    out: set[str] = set()
-    targets = list(facts.imports.values()) + list(facts.star_imports)
-    for call in facts.calls:
-        if call.method in ("config_from_object", "setdefault", "autodiscover_tasks") and call.args:
-            arg = call.args[-1] if call.method == "setdefault" else call.args[0]
-            if arg.kind == "const" and isinstance(arg.value, str):
-                targets.append(arg.value.split(":")[0])
-    for target in targets:
-        parts = target.split(".")
-        for i in range(1, len(parts) + 1):
-            out.add(".".join(parts[:i]))
-    return out

@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, ClassVar, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Iterable
 
 from qlint.lint.diagnostics import Severity
 
@@ -163,15 +163,3 @@ def select_rules(select: Iterable[str] | None, extend_select: Iterable[str] = ()
 
 def code_matches(selectors: Iterable[str], code: str) -> bool:
     return any(_matches(s, code) for s in selectors)
-
-
-@dataclass
-class RuleSet:
-    rules: list[type[Rule]] = field(default_factory=list)
-
-    @property
-    def codes(self) -> set[str]:
-        return {r.code for r in self.rules}
-
-
-CheckFn = Callable[["RuleContext"], None]

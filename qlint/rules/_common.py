@@ -5,7 +5,6 @@ from __future__ import annotations
 from qlint.fixers.calls import add_class_attributes, add_keywords
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit
-from qlint.lint.facts import Span
 from qlint.lint.model import Resolved, Task
 
 
@@ -39,10 +38,6 @@ def where(resolved: Resolved) -> str:
     if resolved.env:
         return f"{source} (default of environment variable {resolved.env})"
     return source
-
-
-def kw_span(resolved: Resolved) -> Span | None:
-    return resolved.keyword.span if resolved.keyword is not None else None
 
 
 def is_celery(task: Task) -> bool:

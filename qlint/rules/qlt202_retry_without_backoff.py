@@ -410,7 +410,7 @@ class SyncTask(Task):
             self._autoretry(ctx, task)
             if task.option("default_retry_delay") is not None:
                 continue
-            for fn, call in retry_calls(project, task):
+            for _fn, call in retry_calls(project, task):
                 if call.has_star or "countdown" in call.kwargs or "eta" in call.kwargs or len(call.args) >= 5:
                     continue
                 ctx.report(task.file, call.span, f"`{call.dotted}(...)` has neither `countdown` nor `eta`: every "
