@@ -151,11 +151,13 @@ def run_check(args: argparse.Namespace) -> int:
             text = ""  # not "All checks passed!" when a file could not be checked
     _emit(text, args.output_file, out)
     _print_errors(errors, cwd)
+    for failure in dict.fromkeys(linter.rule_failures):  # once, however many fix rounds hit it
+        print(f"qlint: error: {failure}", file=sys.stderr)
     if args.verbose:
         print(f"qlint: {len(checked)} Python files checked, {len(linter.facts)} parsed "
               f"({linter.from_cache} from the cache), {time.perf_counter() - started:.2f} s", file=sys.stderr)
 
-    if errors:
+    if errors or linter.rule_failures:
         return 2
     if args.diff:
         return 1 if fixed_any(outcome) else 0

@@ -35,6 +35,15 @@ class FileError:
     message: str
 
 
+def _rule_failure(rule: type[Rule], exc: Exception) -> str:
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "qlint" in f.filename]
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return (f"internal error in rule {rule.code} ({rule.name}){where}: {type(exc).__name__}: {exc}; "
+            "its findings are missing, every other rule's are reported; please report it")
+
+
 def _glob_style() -> str:
     """pathspec 1.x names gitignore globs "gitignore" and deprecates "gitwildmatch"."""
     try:
@@ -67,6 +76,7 @@ class Linter:
         self.errors: list[FileError] = []
         self.checked = 0
         self.from_cache = 0
+        self.rule_failures: list[str] = []  # internal errors of rules, reported and exit 2
         self._per_file = [(pathspec.PathSpec.from_lines(_GLOB_STYLE, [glob]), codes)
                           for glob, codes in settings.per_file_ignores.items()]
         # Rules judged after suppression (QLT001), and bytes that make a file worth parsing for a rule
@@ -142,7 +152,7 @@ class Linter:
             key = file_key(path, raw, name, is_pkg) if self.cache is not None else None
             if error is not None:
                 self.errors.append(FileError(path, error))
-                if key is not None:
+                if key is not None and not error.startswith(parallel.INTERNAL):
                     self.cache.put(key, error=error)
                 continue
             src = SourceFile.from_bytes(path, raw)
@@ -171,7 +181,7 @@ class Linter:
         facts, error = parallel.extract_source(src, name, is_pkg)
         if error is not None or facts is None:
             self.errors.append(FileError(src.path, error or "cannot parse"))
-            if cache_key is not None and self.cache is not None:
+            if cache_key is not None and self.cache is not None and not (error or "").startswith(parallel.INTERNAL):
                 self.cache.put(cache_key, error=error)
             return None
         if cache_key is not None and self.cache is not None:
@@ -245,7 +255,10 @@ class Linter:
             if rule_cls in self._late:
                 continue
             ctx.rule = rule_cls
-            rule_cls().check(ctx)
+            try:
+                rule_cls().check(ctx)
+            except Exception as exc:  # noqa: BLE001 - a bug in one rule must not hide the others' findings
+                self.rule_failures.append(_rule_failure(rule_cls, exc))
         if self.cache is not None:  # modules parsed on demand while resolving names
             self.cache.save()
         self.suppressions = None

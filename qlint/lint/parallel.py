@@ -21,6 +21,7 @@ from qlint.lint.extract import extract
 from qlint.lint.facts import FileFacts
 from qlint.lint.source import SourceFile, UndecodableSource
 
+INTERNAL = "internal error"
 # Below this many files the pool's start-up costs more than it saves.
 MIN_BATCH = 8
 
@@ -67,6 +68,8 @@ def extract_source(src: SourceFile, name: str, is_pkg: bool) -> tuple[FileFacts 
         return None, syntax_message(exc)
     except RecursionError:
         return None, "file is nested too deeply to parse"
+    except Exception as exc:  # noqa: BLE001 - a bug of qlint's: name the file, keep the run going
+        return None, f"{INTERNAL} while reading this file ({type(exc).__name__}: {exc}); please report it"
 
 
 def _work(item: tuple[Path, bytes, str, bool]) -> tuple[FileFacts | None, str | None]:
