@@ -54,6 +54,8 @@ class Command:
     env: dict[str, str] = field(default_factory=dict)
     prepare: object = None  # callable run before each measured run (not timed)
     ok_codes: tuple[int, ...] = (0, 1)  # exit codes of a run that did its work (1: findings)
+    # A pattern whose match in stderr means the run did no work (e.g. a peer that linted 0 files).
+    no_work: str = ""
     samples: list[Sample] = field(default_factory=list)
 
 
@@ -90,7 +92,11 @@ def find_tool(name: str, bin_dir: Path | None) -> str | None:
 
 def touch_one_file(codebase: Path):
     """A prepare step that changes one candidate file (a trailing comment) before the run."""
-    target = next((p for p in sorted(codebase.rglob("*.py")) if b"celery" in p.read_bytes()), None)
+    # A file that defines tasks, so that qlint has to parse it again.
+    task_file = re.compile(rb"@\w*\.?task\b|@shared_task\b")
+    candidates = (p for p in sorted(codebase.rglob("*.py"))
+                  if not any(part.startswith(".") for part in p.relative_to(codebase).parts))  # not hidden/ignored
+    target = next((p for p in candidates if task_file.search(p.read_bytes())), None)
     original = target.read_bytes() if target else b""
     counter = {"n": 0}
 
@@ -98,7 +104,8 @@ def touch_one_file(codebase: Path):
         if target is None:
             return
         counter["n"] += 1
-        target.write_bytes(original + f"\n# qlint benchmark edit {counter['n']}\n".encode())
+        # Unique per run, so that no earlier benchmark left this version in the cache.
+        target.write_bytes(original + f"\n# qlint benchmark edit {counter['n']} {time.time_ns()}\n".encode())
 
     def restore() -> None:
         if target is not None:
@@ -133,7 +140,9 @@ def commands_for(codebase: Path, bin_dir: Path | None) -> tuple[list[Command], l
     if fixit:
         cmds.append(Command("fixit (QLT101-like rule)",
                             [fixit, "--rules", "benchmarks.fixit_rules.qlint_equivalent", "lint", "."],
-                            env={"PYTHONPATH": str(ROOT)}))
+                            env={"PYTHONPATH": str(ROOT)},
+                            # A root .gitignore holding ``.*`` makes fixit lint nothing at all.
+                            no_work=r"(?<!\d)0 files? (checked|clean)"))
     else:
         missing.append("fixit")
     return cmds, missing, restore
@@ -163,6 +172,11 @@ def bench(codebase: Path, runs: int, bin_dir: Path | None, timeout: float) -> st
              "| command | median s | runs | peak RSS MB | note |", "|---|---|---|---|---|"]
     medians: dict[str, float] = {}
     for cmd in cmds:
+        idle = [s for s in cmd.samples if cmd.no_work and re.search(cmd.no_work, s.stderr)]
+        if idle:
+            lines.append(f"| {cmd.name} | did no work ({re.search(cmd.no_work, idle[-1].stderr).group(0)}): "
+                         f"not comparable | {len(cmd.samples)} | | |")
+            continue
         failed = [s for s in cmd.samples if not s.timed_out and s.exit_code not in cmd.ok_codes]
         if failed:
             # A tool that stopped on an error did not do the work: its time means nothing.

@@ -310,7 +310,8 @@ def _validate(document: dict) -> None:
     cls(schema, format_checker=cls.FORMAT_CHECKER).validate(document)
 
 
-def test_sarif_with_findings_and_fixes(mixed):
+def test_sarif_with_findings_and_fixes(mixed, monkeypatch):
+    monkeypatch.setattr("qlint.lint.registry._docs_base", lambda: "https://docs.example.test/qlint")
     outside = diag("QLT101", fix=make_fix(), display_path="ignored")
     outside.path = Path("/elsewhere/has space.py").absolute()
     doc = json.loads(run(mixed + [outside], "sarif"))
@@ -350,6 +351,11 @@ def test_sarif_with_findings_and_fixes(mixed):
                                      ["artifactLocation"])]
     assert far["uri"].startswith("file://") and "has%20space.py" in far["uri"]
     assert "uriBaseId" not in far
+
+
+def test_sarif_without_a_docs_url_has_no_help_uri(mixed):
+    rules = json.loads(render(mixed, "sarif", rules=RULES, root=ROOT))["runs"][0]["tool"]["driver"]["rules"]
+    assert rules and all("helpUri" not in r for r in rules)
 
 
 def test_sarif_empty_run_lists_every_rule():

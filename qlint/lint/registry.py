@@ -14,7 +14,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from qlint.lint.context import RuleContext
 
 _SELECTOR = re.compile(r"^(ALL|Q|QL|QLT[0-9]{0,3})$", re.IGNORECASE)
-DOCS_URL = "https://github.com/qlint/qlint/blob/main/docs/rules/{code}.md"
 
 
 def validate_selector(selector: str) -> None:
@@ -92,8 +91,28 @@ class Rule:
         return inspect.cleandoc(cls.__doc__ or "")
 
     @classmethod
-    def url(cls) -> str:
-        return DOCS_URL.format(code=cls.code)
+    def url(cls) -> str | None:
+        """The rule's page under the project's published documentation, when it has one.
+
+        Taken from the ``Documentation`` project URL in the package metadata; qlint has no
+        published site yet, so this is None rather than a guessed address.
+        """
+        base = _docs_base()
+        return f"{base.rstrip('/')}/rules/{cls.code}.md" if base else None
+
+
+def _docs_base() -> str | None:
+    from importlib import metadata
+
+    try:
+        urls = metadata.metadata("qlint").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() in ("documentation", "docs"):
+            return url.strip()
+    return None
 
 
 _RULES: dict[str, type[Rule]] = {}

@@ -52,15 +52,18 @@ def root_uri(root: Path) -> str:
 def _descriptor(rule) -> dict:
     summary = rule.summary or rule.name or rule.code
     explanation = rule.explanation() or summary
-    return {
+    descriptor = {
         "id": rule.code,
         "name": rule.name,
         "shortDescription": {"text": summary},
         "fullDescription": {"text": explanation},
         "help": {"text": explanation, "markdown": explanation},
-        "helpUri": rule.url(),
         "defaultConfiguration": {"level": _level(rule.severity)},
     }
+    url = rule.url()
+    if url:  # SARIF wants a URI or nothing
+        descriptor["helpUri"] = url
+    return descriptor
 
 
 def _region(start, end) -> dict:
