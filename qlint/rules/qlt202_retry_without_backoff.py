@@ -427,7 +427,9 @@ class SyncTask(Task):
         edits = _backoff_fix(ctx, task, auto, backoff)
         fix = ctx.fix(auto.file, "Set `retry_backoff=True`", edits) if edits else None
         where = "" if auto.source == "decorator" else f" (set in {auto.source})"
+        backoff_text = "without `retry_backoff`" if backoff is None or backoff.keyword is None else \
+            f"with `retry_backoff={backoff.value!r}` ({backoff.source})"
         ctx.report(auto.file, auto.keyword.span,
-                   f"`autoretry_for` without `retry_backoff`{where}: every automatic retry of `{task.name}` waits "
+                   f"`autoretry_for` {backoff_text}{where}: every automatic retry of `{task.name}` waits "
                    f"{retry_delay_text(task)}; synchronized retries hammer a recovering dependency",
                    fix=fix)
