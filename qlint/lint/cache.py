@@ -71,9 +71,10 @@ def _encode(obj: Any) -> Any:
 
 
 def _decode(obj: Any) -> Any:
-    if isinstance(obj, list):
+    kind = type(obj)
+    if kind is list:
         return [_decode(x) for x in obj]
-    if not isinstance(obj, dict):
+    if kind is not dict:
         return obj
     if "__t" in obj:
         cls = _CLASSES[obj["__t"]]  # KeyError for anything else: the entry is dropped
@@ -132,6 +133,14 @@ class FactCache:
 
     def _facts_path(self, key: str) -> Path:
         return self.directory / "facts" / key[:2] / f"{key}.json"
+
+    def skipped(self, key: str) -> bool:
+        """The prefilter's cached verdict for this file version, without reading its facts."""
+        entry = self._index.get(key)
+        if entry is not None and entry.get("skip"):
+            self._used.add(key)
+            return True
+        return False
 
     def get(self, key: str) -> dict | None:
         entry = self._index.get(key)

@@ -112,15 +112,16 @@ class Linter:
     def _skippable(self, path: Path, raw: bytes, name: str, is_pkg: bool) -> bool:
         """The prefilter's verdict. A file it would skip but that cannot be decoded or parsed is
         parsed for real, so that its error is reported as it is without the prefilter."""
-        if not self.use_prefilter or prefilter.is_seed(raw) or prefilter.is_settings_path(path.parts):
-            return False
-        if any(p.search(raw) for p in self._rule_seeds):
+        if not self.use_prefilter or any(p.search(raw) for p in self._rule_seeds):
             return False
         key = file_key(path, raw, name, is_pkg) if self.cache is not None else ""
         if self.cache is not None:
-            entry = self.cache.get(key)
-            if entry is not None and entry.get("skip"):
+            # The verdict depends only on the bytes and the path, both in the key: a cached
+            # "skip" saves the token search as well as the CPython parse.
+            if self.cache.skipped(key):
                 return True
+        if prefilter.is_seed(raw) or prefilter.is_settings_path(path.parts):
+            return False
         ok = _parses(raw)
         if ok and self.cache is not None:
             self.cache.put(key, skip=True)
