@@ -107,10 +107,15 @@ class Task:
         return bool(self.apps) and all(app.config_complete for app in self.apps)
 
     @property
+    def options_hidden(self) -> bool:
+        """Options written where qlint cannot read them: ``**kwargs`` in the decorator, or
+        ``task_annotations`` that are not a literal mapping."""
+        return "**" in self.levels.get("decorator", {}) or "**annotations" in self.options
+
+    @property
     def options_complete(self) -> bool:
         """Every place an option could come from was read."""
-        return self.config_complete and not self.opaque and "**annotations" not in self.options and \
-            "**" not in self.levels.get("decorator", {})
+        return self.config_complete and not self.opaque and not self.options_hidden
 
 
 class Project:

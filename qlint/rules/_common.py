@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from qlint.fixers.calls import add_class_attributes, add_keywords
+from qlint.frameworks import celery
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit
-from qlint.lint.model import Resolved, Task
+from qlint.lint.facts import CallFact, FunctionFact
+from qlint.lint.model import Project, Resolved, Task, seconds
 
 
 def soft_limit_below(hard: float) -> int | float:
@@ -40,5 +44,49 @@ def where(resolved: Resolved) -> str:
     return source
 
 
+def written_on_task(resolved: Resolved) -> bool:
+    """Set where the task is defined (decorator, wrapper defaults, a task or base class),
+    not by ``task_annotations`` or a global setting."""
+    return resolved.source.startswith(("decorator", "wrapper ", "class "))
+
+
 def is_celery(task: Task) -> bool:
     return task.framework == "celery"
+
+
+def task_functions(project: Project, task: Task) -> list[FunctionFact]:
+    """The functions whose body is the task's code: the task function, or the task class's methods."""
+    if task.function is not None:
+        return [task.function]
+    if task.cls is not None:
+        prefix = f"{task.cls.qualname}."
+        return [fn for fn in task.file.functions
+                if fn.class_name == task.cls.name and fn.qualname == prefix + fn.name]
+    return []
+
+
+def retry_calls(project: Project, task: Task) -> Iterator[tuple[FunctionFact, CallFact]]:
+    """``self.retry(...)`` on a bound task, and ``<task function>.retry(...)`` in its body."""
+    for fn in task_functions(project, task):
+        receivers: set[str] = set()
+        if task.bound:
+            receivers.add("self")
+            if task.function is not None and fn.params and fn.params[0].kind == "positional":
+                receivers.add(fn.params[0].name)  # bind=True hands the task to the first parameter
+        if task.function is not None:
+            receivers.add(task.function.name)
+        for call in fn.calls:
+            if call.method == "retry" and call.is_call and call.receiver in receivers:
+                yield fn, call
+
+
+def retry_delay_seconds(task: Task) -> float | None:
+    """The task's effective ``default_retry_delay`` in seconds (None when qlint cannot compute it)."""
+    delay = task.option("default_retry_delay")
+    return float(celery.TASK_DEFAULTS["default_retry_delay"]) if delay is None else seconds(delay.value)
+
+
+def retry_delay_text(task: Task) -> str:
+    value = retry_delay_seconds(task)
+    return f"a fixed default_retry_delay of {number_text(value)} s" if value is not None else \
+        "a fixed default_retry_delay"

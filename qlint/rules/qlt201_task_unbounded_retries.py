@@ -5,10 +5,8 @@ from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.model import Resolved, Task, seconds
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import is_celery, number_text
+from qlint.rules._common import is_celery, number_text, retry_delay_seconds, written_on_task
 
-# Levels whose values are written where a task is defined (not ``task_annotations``).
-_WRITTEN = ("decorator", "wrapper ", "class ")
 
 
 def _retries_note(task: Task) -> str:
@@ -29,8 +27,7 @@ def _retries_note(task: Task) -> str:
         return f"; with `autoretry_for` a deterministic bug is retried forever, every {number_text(cap_s)} s " \
                f"once the backoff reaches its cap"
     else:
-        delay = task.option("default_retry_delay")
-        delay_s = seconds(delay.value) if delay is not None else 180.0
+        delay_s = retry_delay_seconds(task)
     if delay_s is None:
         return "; with `autoretry_for` a deterministic bug is retried forever"
     return f"; with `autoretry_for` a deterministic bug is retried every {number_text(delay_s)} s, forever"
@@ -299,7 +296,7 @@ class Poll(Task):
     @staticmethod
     def _effective(task: Task, name: str, res: Resolved) -> bool:
         """Written where the task is defined, and not overridden for this task."""
-        return res.source.startswith(_WRITTEN) and task.options.get(name) is res
+        return written_on_task(res) and task.options.get(name) is res
 
     def _report(self, ctx: RuleContext, task: Task, res: Resolved, replacement: str) -> None:
         facts, keyword = res.file, res.keyword

@@ -1,56 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 from qlint.fixers.calls import add_class_attributes, add_keywords, replace_value
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit, Severity
-from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword
-from qlint.lint.model import Project, Resolved, Task, seconds
+from qlint.lint.facts import CallFact, ClassFact, FileFacts, Keyword
+from qlint.lint.model import Project, Resolved, Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import is_celery, number_text
-
-DEFAULT_RETRY_DELAY = 180  # celery/app/task.py: Task.default_retry_delay
-
-
-# -- helpers the retry rules share (QLT202, QLT205) ------------------------------------
-
-def task_functions(project: Project, task: Task) -> list[FunctionFact]:
-    """The functions whose body is the task's code: the task function, or the task class's methods."""
-    if task.function is not None:
-        return [task.function]
-    if task.cls is not None:
-        prefix = f"{task.cls.qualname}."
-        return [fn for fn in task.file.functions
-                if fn.class_name == task.cls.name and fn.qualname == prefix + fn.name]
-    return []
-
-
-def retry_calls(project: Project, task: Task) -> Iterator[tuple[FunctionFact, CallFact]]:
-    """``self.retry(...)`` on a bound task, and ``<task function>.retry(...)`` in its body."""
-    for fn in task_functions(project, task):
-        receivers: set[str] = set()
-        if task.bound:
-            receivers.add("self")
-            if task.function is not None and fn.params and fn.params[0].kind == "positional":
-                receivers.add(fn.params[0].name)  # bind=True hands the task to the first parameter
-        if task.function is not None:
-            receivers.add(task.function.name)
-        for call in fn.calls:
-            if call.method == "retry" and call.is_call and call.receiver in receivers:
-                yield fn, call
-
-
-def options_hidden(task: Task) -> bool:
-    """Options qlint cannot see: ``**kwargs`` in the decorator, unreadable task_annotations."""
-    return "**" in task.levels.get("decorator", {}) or "**annotations" in task.options
-
-
-def retry_delay_text(task: Task) -> str:
-    delay = task.option("default_retry_delay")
-    value = DEFAULT_RETRY_DELAY if delay is None else seconds(delay.value)
-    return f"a fixed default_retry_delay of {number_text(value)} s" if value is not None else \
-        "a fixed default_retry_delay"
+from qlint.rules._common import is_celery, retry_calls, retry_delay_text
 
 
 # -- this rule -------------------------------------------------------------------------
@@ -405,7 +362,7 @@ class SyncTask(Task):
     def check(self, ctx: RuleContext) -> None:
         project = ctx.project
         for task in project.tasks:
-            if not is_celery(task) or options_hidden(task):
+            if not is_celery(task) or task.options_hidden:
                 continue
             self._autoretry(ctx, task)
             if task.option("default_retry_delay") is not None:

@@ -3,13 +3,12 @@ from __future__ import annotations
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.facts import Value
-from qlint.lint.model import Project, Resolved, Task, seconds
+from qlint.lint.model import Project, Resolved, Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import is_celery, number_text
+from qlint.frameworks import celery
+from qlint.rules._common import is_celery, number_text, retry_delay_seconds, written_on_task
 
 BROAD = {"builtins.Exception": "Exception", "builtins.BaseException": "BaseException"}
-# Levels whose values are written where a task is defined (not ``task_annotations``).
-_WRITTEN = ("decorator", "wrapper ", "class ")
 
 
 def broad_exception(project: Project, value: Value, depth: int = 0) -> str | None:
@@ -35,9 +34,8 @@ def broad_exception(project: Project, value: Value, depth: int = 0) -> str | Non
 
 def _cost(task: Task) -> str:
     retries = task.option("max_retries")
-    delay = task.option("default_retry_delay")
-    count = retries.value if retries is not None else 3
-    delay_s = seconds(delay.value) if delay is not None else 180.0
+    count = retries.value if retries is not None else celery.TASK_DEFAULTS["max_retries"]
+    delay_s = retry_delay_seconds(task)
     if count is None:
         return "forever"
     if isinstance(count, int) and not isinstance(count, bool) and delay_s is not None:
@@ -235,7 +233,7 @@ def sync_account(account_id):
                 continue
             autoretry = task.option("autoretry_for")
             if autoretry is None or autoretry.keyword is None or autoretry.file is None or \
-                    not autoretry.source.startswith(_WRITTEN):
+                    not written_on_task(autoretry):
                 continue
             if _exempts(task.option("dont_autoretry_for")):
                 continue

@@ -5,8 +5,7 @@ from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit, Severity
 from qlint.lint.facts import CallFact, FunctionFact, HandlerFact
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import is_celery
-from qlint.rules.qlt202_retry_without_backoff import options_hidden, retry_calls
+from qlint.rules._common import is_celery, retry_calls
 
 
 def _name_edits(ctx: RuleContext, data: bytes, handler: HandlerFact, name: str) -> list[Edit]:
@@ -250,7 +249,7 @@ class Upload(Task):
 
     def check(self, ctx: RuleContext) -> None:
         for task in ctx.project.tasks:
-            if not is_celery(task) or options_hidden(task):
+            if not is_celery(task) or task.options_hidden:
                 continue
             for fn, call in retry_calls(ctx.project, task):
                 handler = call.handler
