@@ -587,8 +587,8 @@ def test_fix_writes_through_symlink(project):
     assert target.read_text() == TASKS_FIXED
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write read-only files")
 def test_fix_read_only_file(project):
+    # qlint judges by the file's mode bits, so this holds for root too.
     path = project / "proj/tasks.py"
     os.chmod(path, 0o444)
     try:

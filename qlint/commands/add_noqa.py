@@ -23,7 +23,6 @@ that no longer suppress anything, and ``--fix`` removes them).
 from __future__ import annotations
 
 import ast
-import os
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from pathlib import Path
 from qlint.fixers.noqa import add_codes, apply, is_yaml, unfit_rows
 from qlint.lint.diagnostics import Diagnostic, Edit
 from qlint.lint.engine import FileError, Linter
-from qlint.lint.fixing import write_atomic
+from qlint.lint.atomic import write_source
 from qlint.lint.noqa import Suppressions
 from qlint.lint.source import SourceFile, UndecodableSource
 
@@ -136,9 +135,7 @@ def run_add_noqa(linter: Linter, checked: set[str], errors: list[FileError], *, 
         if plan.raw is None:
             continue
         try:
-            if not os.access(key, os.W_OK):
-                raise PermissionError(13, "file is read-only")
-            write_atomic(Path(key), plan.raw)
+            write_source(Path(key), plan.raw)
         except OSError as exc:
             errors.append(FileError(Path(key), f"cannot add noqa directives: {exc.strerror or exc}"))
             continue

@@ -12,7 +12,8 @@ from pathlib import Path
 from qlint.lint.cache import FactCache
 from qlint.lint.discovery import discover, is_excluded
 from qlint.lint.engine import FileError, Linter
-from qlint.lint.fixing import fix_loop, write_atomic
+from qlint.lint.atomic import write_source
+from qlint.lint.fixing import fix_loop
 from qlint.lint.registry import select_rules
 from qlint.lint.source import SourceFile, UndecodableSource
 from qlint.report import HUMAN_FORMATS, Summary, render, render_statistics
@@ -120,9 +121,7 @@ def run_check(args: argparse.Namespace) -> int:
         else:
             for key, new in outcome.fixed.items():
                 try:
-                    if not os.access(key, os.W_OK):
-                        raise PermissionError(13, "file is read-only")
-                    write_atomic(Path(key), new.raw)
+                    write_source(Path(key), new.raw)
                 except OSError as exc:
                     errors.append(FileError(Path(key), f"cannot write fixes: {exc.strerror or exc}"))
                     fixed -= outcome.per_file.get(key, 0)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import stat
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import libcst as cst
 
@@ -104,24 +100,3 @@ def fix_loop(linter: Linter, unsafe: bool, only: set[str] | None = None) -> FixO
         diagnostics = linter.lint()
     outcome.remaining = diagnostics
     return outcome
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a reader (or a crash) sees the old file or the new one."""
-    path = Path(os.path.realpath(path))  # write through a symlink, do not replace it
-    st = path.stat()
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".qlint-tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, stat.S_IMODE(st.st_mode))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
