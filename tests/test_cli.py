@@ -812,3 +812,11 @@ def test_rule_errors(tmp_path):
     assert res.rc == 2 and "QLT999" in res.err
     res = qlint(tmp_path, "rule")
     assert res.rc == 2 and res.err
+
+
+def test_fix_on_stdin_echoes_input_qlint_cannot_fix(tmp_path):
+    manifest = b"apiVersion: apps/v1\nkind: Deployment  # a comment\n"
+    res = qlint(tmp_path, "check", "--fix", "--stdin-filename", "rendered.yaml", "-", stdin=manifest)
+    assert res.rc == 0
+    assert res.out.encode("utf-8") == manifest
+    assert "All checks passed!" in res.err
