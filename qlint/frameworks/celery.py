@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from qlint.frameworks.celery_settings import OLD_TO_NEW, SETTINGS
 from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword, Span, Value
-from qlint.lint.model import UNKNOWN, App, Project, Resolved, Task
+import math
+
+from qlint.lint.model import UNKNOWN, App, Profile, Project, Resolved, Task, Unit, seconds
 
 FRAMEWORK = "celery"
 CELERY_CLASSES = frozenset({"celery.Celery", "celery.app.Celery", "celery.app.base.Celery"})
@@ -71,6 +73,18 @@ INVENTORY = {
              "labels": {True: "late", False: "early"}},
     "serializer": {"option": "serializer", "setting": "task_serializer", "default": TASK_DEFAULTS["serializer"]},
 }
+PROFILE = Profile(
+    "celery", "Celery", time_limit=Unit("time_limit"), soft_time_limit=Unit("soft_time_limit"),
+    max_retries="max_retries", retry_delay=Unit("default_retry_delay"),
+    timeout_exceptions=("celery.exceptions.SoftTimeLimitExceeded",), async_tasks="unsupported", needs_app=True,
+    docs="https://docs.celeryq.dev/en/stable/userguide/tasks.html",
+)
+# Pools that do not enforce time limits (celery/concurrency/*: only prefork and gevent implement
+# ``on_hard_timeout``; gevent has no soft limit).
+UNLIMITED_POOLS = frozenset({"threads", "solo", "eventlet"})
+# Result methods that block until the task finishes, and the calls whose results they wait on.
+WAIT_METHODS = frozenset({"get", "wait", "join", "join_native", "collect"})
+RESULT_SOURCES = frozenset({"delay", "apply_async", "AsyncResult", "send_task", "GroupResult"})
 SERIALIZER_SETTINGS = ("task_serializer", "result_serializer", "event_serializer", "accept_content",
                        "result_accept_content")
 PICKLE_NAMES = ("pickle", "application/x-python-serialize")
@@ -413,7 +427,7 @@ def _function_task(project: Project, facts: FileFacts, fn: FunctionFact, by_name
         task_apps = info.apps if info.apps is not None else list(apps)
         task = Task(FRAMEWORK, fn.name, facts, anchor=Span(fn.span.start, fn.span.start), header=fn.header,
                     function=fn, decorator=dec, apps=task_apps, is_async=fn.is_async, wrapper=info.wrapper,
-                    accepts_options=info.accepts_options)
+                    accepts_options=info.accepts_options, profile=PROFILE)
         level: dict[str, Resolved] = {}
         for name, kw in info.defaults.items():
             folded = project.fold(kw.value)
@@ -519,7 +533,7 @@ def _base_is_task(project: Project, cls: ClassFact, base: Value, by_name, depth:
 
 def _class_task(project: Project, facts: FileFacts, cls: ClassFact, apps: list[App]) -> Task:
     task = Task(FRAMEWORK, cls.name, facts, anchor=Span(cls.header.start, cls.header.start),
-                header=cls.span, cls=cls, apps=list(apps), bound=True)
+                header=cls.span, cls=cls, apps=list(apps), bound=True, profile=PROFILE)
     task.levels["decorator"] = {}
     name_attr = cls.attrs.get("name")
     folded = project.fold(name_attr.value) if name_attr else None
@@ -563,6 +577,62 @@ def _merge(project: Project, task: Task, chain: list[tuple[FileFacts, ClassFact]
                 options[option] = Resolved(value.value, f"setting {key}", value.keyword, value.file, value.env)
                 break
     task.options = options
+    _normalise(task)
+
+
+def _limit_seconds(resolved: Resolved | None) -> Resolved:
+    """A Celery limit in seconds: None, 0 and infinity all mean "no limit" (math.inf)."""
+    if resolved is None:
+        return Resolved(math.inf, "default")
+    value = resolved.value
+    if value is UNKNOWN:
+        number = UNKNOWN
+    elif value is None or _is_zero(value):
+        number = math.inf
+    else:
+        s = seconds(value)
+        number = UNKNOWN if s is None else s
+    return Resolved(number, resolved.source, resolved.keyword, resolved.file, resolved.env)
+
+
+def _normalise(task: Task) -> None:
+    options = task.options
+    task.norm["time_limit"] = _limit_seconds(options.get("time_limit"))
+    task.norm["soft_time_limit"] = _limit_seconds(options.get("soft_time_limit"))
+    retries = options.get("max_retries")
+    if retries is None:
+        task.norm["max_retries"] = Resolved(TASK_DEFAULTS["max_retries"], "default")
+    else:
+        value = math.inf if retries.value is None else retries.value
+        task.norm["max_retries"] = Resolved(value, retries.source, retries.keyword, retries.file, retries.env)
+    delay = options.get("default_retry_delay")
+    task.norm["retry_delay"] = Resolved(TASK_DEFAULTS["default_retry_delay"], "default") if delay is None else \
+        Resolved(seconds(delay.value) if delay.known and seconds(delay.value) is not None else UNKNOWN,
+                 delay.source, delay.keyword, delay.file, delay.env)
+    for app in task.apps:
+        pool = app.settings.get("worker_pool")
+        if pool is not None and isinstance(pool.value, str) and pool.value in UNLIMITED_POOLS:
+            task.limits_enforced = False
+            task.limits_note = f"the `{pool.value}` pool ({pool.source}) does not enforce time limits"
+    task.result_waits = list(_result_waits(task))
+
+
+def _result_waits(task: Task):
+    """``x.delay(...).get()`` and ``r = x.apply_async(...); r.get()`` in the task's own code."""
+    functions = [task.function] if task.function is not None else [
+        fn for fn in task.file.functions if task.cls is not None and fn.class_name == task.cls.name]
+    for fn in functions:
+        bound = {name for name, v in fn.local_calls.items() if v.call is not None and (
+            v.call.method in RESULT_SOURCES or v.call.dotted.rpartition(".")[2] in RESULT_SOURCES
+            or v.call.inner is not None and v.call.inner.dotted.rpartition(".")[2] in ("group", "chain", "chord"))}
+        for call in fn.calls:
+            if call.method not in WAIT_METHODS:
+                continue
+            if call.inner is not None and (call.inner.method in RESULT_SOURCES or call.inner.dotted.rpartition(
+                    ".")[2] in RESULT_SOURCES):
+                yield call, f"`.{call.method}()` on the result of `.{call.inner.method or call.inner.dotted}()`"
+            elif call.receiver in bound:
+                yield call, f"`{call.receiver}.{call.method}()` on another task's result"
 
 
 def _is_zero(value) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pathspec
 
-from qlint.frameworks import celery
+from qlint.frameworks import arq, celery, dramatiq, huey, rq, taskiq
 from qlint.lint import parallel, prefilter
 from qlint.lint.cache import FactCache, file_key
 from qlint.lint.context import RuleContext
@@ -26,7 +26,7 @@ from qlint.lint.registry import Rule, code_matches
 from qlint.lint.source import SourceFile, UndecodableSource
 from qlint.settings import Settings
 
-FRAMEWORKS = (celery,)
+FRAMEWORKS = (celery, rq, dramatiq, huey, taskiq, arq)
 
 
 @dataclass

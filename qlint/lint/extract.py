@@ -35,6 +35,23 @@ RECORDED_METHODS = frozenset({
     "register_task", "send_task", "autodiscover_tasks", "get", "wait", "join", "s", "si", "signature",
     "enqueue", "enqueue_call", "enqueue_in", "enqueue_at", "send", "send_with_options", "kiq", "schedule",
     "enqueue_job", "update_state",
+    # Other frameworks' enqueue, result and configuration methods.
+    "enqueue_many", "wait_result", "result", "kicker", "with_labels", "with_middlewares", "add_middlewares",
+    "add_middleware", "with_serializer", "set_encoder", "set_broker", "call", "run",
+    # Blocking I/O a task body may do (requests/httpx verbs, sleep, subprocess, sockets).
+    "post", "put", "patch", "delete", "head", "options", "request", "stream", "sleep", "check_call",
+    "check_output", "Popen", "urlopen", "create_connection", "SMTP", "SMTP_SSL", "FTP", "FTP_TLS", "Client",
+    "Session",
+})
+# Plain names whose calls are recorded (``from requests import get`` spells ``get(...)``).
+RECORDED_FUNCTIONS = RECORDED_METHODS | frozenset({
+    "Queue", "Worker", "Retry", "create_pool", "func", "cron", "PickleEncoder", "PickleSerializer",
+})
+# Module-level method calls recorded besides those in function bodies.
+MODULE_METHODS = frozenset({
+    "update", "config_from_object", "setdefault", "add_periodic_task", "register_task", "add_middleware",
+    "add_middlewares", "with_middlewares", "with_serializer", "set_encoder", "set_broker", "enqueue",
+    "enqueue_call", "enqueue_in", "enqueue_at", "enqueue_many", "send_with_options",
 })
 _BUILTIN_NAMES = frozenset(dir(builtins))
 _BINOPS = {
@@ -112,8 +129,11 @@ class _Extractor(cst.CSTVisitor):
         self.handlers: list[HandlerFact] = []
         self.statements: list[Span] = []
         self.try_top_level: list[bool] = []
+        self.try_index: list[int] = []  # which ``try`` a handler belongs to (numbered per file)
         self.named: list[Value | CallFact] = []  # everything whose qualified name is filled in at the end
         self._statement_node: cst.CSTNode | None = None
+        self._awaited: cst.CSTNode | None = None
+        self._try_count = 0
 
     # -- positions -------------------------------------------------------------------
     def span(self, node: cst.CSTNode) -> Span:
@@ -183,6 +203,10 @@ class _Extractor(cst.CSTVisitor):
         if isinstance(node.func, cst.Attribute):
             fact.receiver = dotted_name(node.func.value)
             fact.method = node.func.attr.value
+            inner = node.func.value.expression if isinstance(node.func.value, cst.Await) else node.func.value
+            if isinstance(inner, cst.Call):
+                # ``Broker(...).with_middlewares(...)``, ``Queue(...).enqueue(...)``: keep the chain.
+                fact.inner = self.call(inner)
         data = self.source_utf8
         i = func_span.end
         while i < span.end and data[i] != 0x28:  # "("
@@ -283,10 +307,12 @@ class _Extractor(cst.CSTVisitor):
                 elif self.at_module_level:
                     value = value or self.value(value_node)
                     self.facts.assigns[target.value] = Keyword(target.value, value, self.span(node))
-                elif self.functions and isinstance(value_node, cst.Call) and any(
-                        stmt is self._statement_node for stmt in (self._current_def_body or ())):
-                    # ``app = Celery(...)`` inside a factory that returns ``app``.
-                    self.functions[-1].local_calls[target.value] = self.value(value_node)
+                elif self.functions:
+                    # ``app = Celery(...)`` inside a factory that returns ``app``; ``job = await
+                    # redis.enqueue_job(...)`` in a task body.
+                    inner = value_node.expression if isinstance(value_node, cst.Await) else value_node
+                    if isinstance(inner, cst.Call):
+                        self.functions[-1].local_calls[target.value] = self.value(inner)
             elif isinstance(target, cst.Attribute):
                 receiver = dotted_name(target.value)
                 if receiver.endswith("conf") or receiver.endswith("Meta"):
@@ -308,13 +334,25 @@ class _Extractor(cst.CSTVisitor):
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in RECORDED_METHODS:
+        if isinstance(func, cst.Attribute):
+            name = func.attr.value
+            recorded = name in RECORDED_FUNCTIONS
+        else:
+            name = func.value if isinstance(func, cst.Name) else ""
+            recorded = name in RECORDED_FUNCTIONS
+        if not recorded and self.functions:
+            # ``result(blocking=True)`` (Huey): a call of a local name recorded for its keyword.
+            recorded = any(a.keyword is not None and a.keyword.value == "blocking" for a in node.args)
+        if recorded:
             fact = self.call(node, record_context=True)
+            fact.awaited = self._awaited is node
             if self.functions:
                 self.functions[-1].calls.append(fact)
-            if not self.functions or fact.method in ("update", "config_from_object", "setdefault",
-                                                     "add_periodic_task", "register_task"):
+            if not self.functions or name in MODULE_METHODS and isinstance(func, cst.Attribute):
                 self.facts.calls.append(fact)
+
+    def visit_Await(self, node: cst.Await) -> None:
+        self._awaited = node.expression
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if self.functions and isinstance(node.value, cst.Name) and node.value.value == "self":
@@ -335,9 +373,12 @@ class _Extractor(cst.CSTVisitor):
             fn_body = self._current_def_body
             top = fn_body is not None and any(stmt is node for stmt in fn_body)
         self.try_top_level.append(top)
+        self._try_count += 1
+        self.try_index.append(self._try_count)
 
     def leave_Try(self, original_node: cst.Try) -> None:
         self.try_top_level.pop()
+        self.try_index.pop()
 
     def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
         types: list[str] = []
@@ -359,7 +400,8 @@ class _Extractor(cst.CSTVisitor):
             # Right before the colon, so `` as exc`` lands after a closing parenthesis too.
             type_end = len(self.source_utf8[:colon].rstrip())
         handler = HandlerFact(span=Span(start, colon + 1 if colon >= 0 else body_start), types=types, name=name,
-                              type_end=type_end, top_level=bool(self.try_top_level and self.try_top_level[-1]))
+                              type_end=type_end, top_level=bool(self.try_top_level and self.try_top_level[-1]),
+                              try_index=self.try_index[-1] if self.try_index else 0)
         handler.reraises = _reraises(node.body, name)
         handler.calls_retry = _calls_method(node.body, "retry")
         self.handlers.append(handler)

@@ -75,6 +75,8 @@ class CallFact:
     # Context of the call inside its function (filled for calls recorded in bodies).
     handler: "HandlerFact | None" = None
     statement: Span | None = None
+    awaited: bool = False  # ``await <call>``
+    inner: "CallFact | None" = None  # the call this method is called on: ``Queue(...)`` in ``Queue(...).enqueue(f)``
 
 
 @dataclass
@@ -88,6 +90,7 @@ class HandlerFact:
     reraises: bool = False  # contains a bare ``raise`` or ``raise X from <name>``
     calls_retry: bool = False
     top_level: bool = False  # the try is a top-level statement of the function body
+    try_index: int = 0  # handlers of one ``try`` share it; they are listed in source order
 
 
 @dataclass
@@ -113,7 +116,7 @@ class FunctionFact:
     handlers: list[HandlerFact] = field(default_factory=list)
     names: set[str] = field(default_factory=set)  # every identifier used, for picking fresh names
     returns: list[Value] = field(default_factory=list)  # ``return <call>`` / ``return <name>`` values (factories)
-    local_calls: dict[str, Value] = field(default_factory=dict)  # top-level ``name = call(...)`` in the body
+    local_calls: dict[str, Value] = field(default_factory=dict)  # ``name = [await] call(...)`` in the body
     class_name: str | None = None  # enclosing class for methods
     depth: int = 0  # 0 for module-level functions
 

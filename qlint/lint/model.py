@@ -60,6 +60,47 @@ class Resolved:
         return self.value is not UNKNOWN
 
 
+@dataclass(frozen=True)
+class Unit:
+    """How a framework writes a duration option: its name and its units per second."""
+
+    option: str
+    scale: int = 1  # Dramatiq's durations are milliseconds: 1000
+
+    def text(self, seconds: float) -> str:
+        value = seconds * self.scale
+        return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a rule may ask of a framework without naming it.
+
+    Each framework module declares one; rules read these fields (and a task's normalised
+    ``norm`` answers) instead of branching on the framework's name.
+    """
+
+    name: str  # "dramatiq"
+    title: str  # "Dramatiq", for messages
+    time_limit: Unit | None = None  # how a task's hard limit is written on the task
+    soft_time_limit: Unit | None = None
+    max_retries: str | None = None  # the task option bounding retries
+    retry_delay: Unit | None = None  # the task option delaying a retry
+    # Exceptions a task's own code sees when its time is up (caught by ``except Exception``).
+    timeout_exceptions: tuple[str, ...] = ()
+    # "supported", "unsupported" (the framework cannot run ``async def`` tasks) or
+    # "middleware" (only with a middleware the project must install: ``Task.async_ready``).
+    async_tasks: str = "supported"
+    needs_app: bool = False  # a task is configured only through an app the project defines (Celery)
+    # Duration options written in milliseconds (Dramatiq): a small literal there is a unit slip.
+    millisecond_options: tuple[str, ...] = ()
+    # What the framework does when a task says nothing about retries (QLT206), "" when it does not retry.
+    implicit_retries: str = ""
+    # Options whose string value names another task, called when this one fails (QLT306).
+    handler_options: tuple[str, ...] = ()
+    docs: str = ""  # the framework's documentation, for messages
+
+
 @dataclass
 class App:
     framework: str
@@ -98,13 +139,38 @@ class Task:
     # Why some of the task's options cannot be seen (a base class from another package, ...);
     # rules about an option's absence stay silent when this is set.
     opaque: str = ""
+    profile: Profile | None = None
+    # Normalised answers, in seconds and counts whatever the framework's units:
+    # "time_limit" (math.inf: unbounded), "max_retries" (math.inf: unbounded),
+    # "retry_delay" (seconds before a retry). ``source`` is "default" for the framework's
+    # default, and ``keyword`` the text that sets it when one does.
+    norm: dict[str, Resolved] = field(default_factory=dict)
+    # Whether the runtime enforces a time limit on this task: False (and why, in
+    # ``limits_note``) for a Taskiq sync task or a Celery thread pool; None when it depends on
+    # a worker setting qlint has not seen (Huey's worker type).
+    limits_enforced: bool | None = True
+    limits_note: str = ""
+    # False when the framework ignores an option a fix would add (a Dramatiq broker without
+    # the TimeLimit middleware rejects ``time_limit=``).
+    limit_fixable: bool = True
+    async_ready: bool = True  # "middleware" frameworks: the project installs it
+    # Calls in the task's body that block until another task finishes (``.get()`` on a
+    # Celery result, Huey ``blocking=True``, Taskiq ``wait_result``, arq ``job.result()``),
+    # with how the framework spells the wait, for the message.
+    result_waits: list[tuple[CallFact, str]] = field(default_factory=list)
+    # Why the retries this task asks for never run (a Taskiq retry label with no retry
+    # middleware on any broker); the asking option is ``norm["max_retries"].keyword``.
+    retry_blocker: str = ""
+    # Values the framework rejects at run time (QLT107), with why: (keyword, reason).
+    invalid_values: list[tuple[Keyword, str]] = field(default_factory=list)
 
     def option(self, name: str) -> Resolved | None:
         return self.options.get(name)
 
     @property
     def config_complete(self) -> bool:
-        return bool(self.apps) and all(app.config_complete for app in self.apps)
+        needs_app = self.profile is None or self.profile.needs_app
+        return (bool(self.apps) or not needs_app) and all(app.config_complete for app in self.apps)
 
     @property
     def options_hidden(self) -> bool:
@@ -116,6 +182,25 @@ class Task:
     def options_complete(self) -> bool:
         """Every place an option could come from was read."""
         return self.config_complete and not self.opaque and not self.options_hidden
+
+
+@dataclass
+class Site:
+    """A framework call a rule judges outside task definitions: an enqueue with options
+    (``q.enqueue(f, job_timeout=-1)``, ``a.send_with_options(time_limit=...)``), a queue,
+    broker, middleware or worker-settings construction, a serializer choice."""
+
+    framework: str
+    kind: str  # "enqueue", "queue", "broker", "middleware", "serializer", "worker-settings"
+    file: FileFacts
+    call: CallFact | None  # None for a class (arq ``WorkerSettings``)
+    profile: Profile
+    norm: dict[str, Resolved] = field(default_factory=dict)  # as ``Task.norm``, for values written here
+    options: dict[str, Resolved] = field(default_factory=dict)  # as written, by the framework's names
+    anchor: Span | None = None  # where a finding about the site itself goes (the call, or the class line)
+    task: Task | None = None  # the task an enqueue names, when qlint finds it
+    cls: ClassFact | None = None
+    invalid_values: list[tuple[Keyword, str]] = field(default_factory=list)  # as ``Task.invalid_values``
 
 
 class Project:
@@ -135,6 +220,7 @@ class Project:
         self._load_enabled = True
         self.tasks: list[Task] = []
         self.apps: list[App] = []
+        self.sites: list[Site] = []
         self._fold_stack: set[int] = set()
 
     # -- symbols ---------------------------------------------------------------------

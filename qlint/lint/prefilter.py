@@ -20,6 +20,7 @@ from qlint.lint.facts import FileFacts
 # A file without any of these cannot define a task, an app, a wrapper, or settings.
 FRAMEWORK_TOKENS = re.compile(
     rb"celery|CELERY|shared_task|\btask|Task\b|_task\b|\.conf[.\[]|config_from_object|retry|apply_async"
+    rb"|\brq\b|django_rq|enqueue|dramatiq|\bactor|Actor\b|huey|HUEY|taskiq|\barq\b|WorkerSettings|Broker\b"
 )
 
 

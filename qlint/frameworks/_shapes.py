@@ -1,0 +1,237 @@
+"""Shapes every framework module recognises the same way: instances built by a framework
+class (a Huey, a Taskiq broker), decorators reached through project wrappers, and options
+read into ``Resolved`` values. Framework modules hold the names; this module the walking.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword, Span, Value
+from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Task, seconds
+
+PARTIAL = frozenset({"functools.partial"})
+
+
+@dataclass
+class Instance:
+    """``huey = RedisHuey("app")``: a module-level name bound to a framework object."""
+
+    qualified: str  # "proj.tasks.huey"
+    file: FileFacts
+    keyword: Keyword  # the assignment
+    chain: list[CallFact]  # the constructor first, then chained methods (``.with_middlewares(...)``)
+
+    @property
+    def call(self) -> CallFact:
+        return self.chain[0]
+
+
+def chain_of(call: CallFact) -> list[CallFact]:
+    """``A(...).b(...).c(...)`` as [A(...), .b(...), .c(...)]."""
+    out = [call]
+    while out[0].inner is not None and len(out) < 32:
+        out.insert(0, out[0].inner)
+    return out
+
+
+def find_instances(project: Project, is_class: Callable[[str], bool]) -> dict[str, Instance]:
+    """Module-level assignments whose value is (a method chain on) a call of a class ``is_class``
+    accepts, directly or through a project subclass."""
+    found: dict[str, Instance] = {}
+    for facts in project.parsed_files():
+        for name, kw in facts.assigns.items():
+            v = kw.value
+            if v.kind != "call" or v.call is None:
+                continue
+            chain = chain_of(v.call)
+            if _constructs(project, chain[0], is_class):
+                found[f"{facts.module}.{name}"] = Instance(f"{facts.module}.{name}", facts, kw, chain)
+    return found
+
+
+def _constructs(project: Project, call: CallFact, is_class: Callable[[str], bool]) -> bool:
+    if not call.qualified:
+        return False
+    with project.parsed_only():
+        target = project.canonical(call.qualified)
+        if is_class(target):
+            return True
+        found = project.class_named(target)
+        if found is None:
+            return False
+        return any(b.kind == "name" and is_class(project.canonical(b.qualified)) for b in found[1].bases)
+
+
+@dataclass
+class DecoratorMatch:
+    target: str  # the framework callable the decorator reaches, e.g. "dramatiq.actor"
+    defaults: dict[str, tuple[Keyword, FileFacts]] = field(default_factory=dict)  # a wrapper's options
+    wrapper: str = ""
+    accepts_options: bool = True
+
+
+def match_decorator(project: Project, dec: CallFact, is_target: Callable[[str], bool],
+                    depth: int = 0) -> DecoratorMatch | None:
+    """Whether ``dec`` reaches a framework decorator, directly, through an alias or re-export,
+    ``functools.partial`` or a project factory that returns the decorator."""
+    if depth > 4 or not dec.qualified:
+        return None
+    target = project.canonical(dec.qualified)
+    if is_target(target):
+        return DecoratorMatch(target)
+    assigned = project.assignment(target)
+    if assigned is not None:
+        where, kw = assigned
+        v = kw.value
+        if v.kind == "call" and v.call is not None and project.canonical(v.call.qualified) in PARTIAL \
+                and v.call.args and v.call.args[0].kind == "name":
+            inner = v.call.args[0]
+            fake = CallFact(dotted=inner.dotted, qualified=inner.qualified, span=inner.span, is_call=False)
+            found = match_decorator(project, fake, is_target, depth + 1)
+            if found is not None:
+                defaults = {**found.defaults, **{k: (kw2, where) for k, kw2 in v.call.kwargs.items()}}
+                return DecoratorMatch(found.target, defaults, target, found.accepts_options)
+        if v.kind == "call" and v.call is not None and depth == 0:
+            found = match_decorator(project, v.call, is_target, depth + 1)
+            if found is not None:  # ``background = dramatiq.actor(max_retries=3)`` used as ``@background``
+                defaults = {**found.defaults, **{k: (kw2, where) for k, kw2 in v.call.kwargs.items()}}
+                return DecoratorMatch(found.target, defaults, target, accepts_options=False)
+    factory = project.function_named(target)
+    if factory is not None:
+        where, fn = factory
+        for ret in fn.returns:
+            if ret.call is not None:
+                found = match_decorator(project, ret.call, is_target, depth + 1)
+                if found is not None:
+                    defaults = {**found.defaults, **{k: (kw2, where) for k, kw2 in ret.call.kwargs.items()}}
+                    passes = any(p.kind == "kwarg" for p in fn.params)
+                    return DecoratorMatch(found.target, defaults, target, passes and found.accepts_options)
+    return None
+
+
+def resolved(project: Project, kw: Keyword, facts: FileFacts, source: str) -> Resolved:
+    folded = project.fold(kw.value)
+    return Resolved(folded.value, source, kw, facts, folded.env)
+
+
+def decorated_task(project: Project, profile: Profile, facts: FileFacts, fn: FunctionFact, dec: CallFact,
+                   match: DecoratorMatch) -> Task:
+    """A task defined by a decorator, with its options: a wrapper's defaults, then the decorator's keywords."""
+    task = Task(profile.name, fn.name, facts, anchor=Span(fn.span.start, fn.span.start), header=fn.header,
+                function=fn, decorator=dec, is_async=fn.is_async, wrapper=match.wrapper,
+                accepts_options=match.accepts_options, profile=profile)
+    level: dict[str, Resolved] = {}
+    for name, (kw, where) in match.defaults.items():
+        level[name] = resolved(project, kw, where, f"wrapper {match.wrapper}")
+    for name, kw in dec.kwargs.items():
+        level[name] = resolved(project, kw, facts, "decorator")
+    task.levels["decorator"] = level
+    if dec.has_star:
+        level_star = Resolved(UNKNOWN, "decorator")
+        task.levels["decorator"]["**"] = level_star
+    task.options = {k: v for k, v in level.items() if k != "**"}
+    return task
+
+
+def undecorated_task(profile: Profile, facts: FileFacts, fn: FunctionFact) -> Task:
+    """A task that is a plain function registered elsewhere (RQ's enqueue, arq's ``functions``)."""
+    start = fn.def_start
+    return Task(profile.name, fn.name, facts, anchor=Span(start, start), header=fn.header, function=fn,
+                is_async=fn.is_async, accepts_options=False, profile=profile)
+
+
+def function_for(project: Project, value: Value) -> tuple[FileFacts, FunctionFact] | None:
+    """The project function a value names (``f``, ``module.f``, or ``"module.f"``)."""
+    if value.kind == "name":
+        with project.parsed_only(False):
+            return project.function_named(project.canonical(value.qualified))
+    if value.kind == "const" and isinstance(value.value, str) and "." in value.value:
+        return project.function_named(value.value)
+    return None
+
+
+def scaled(r: Resolved, scale: float = 1, unbounded: Callable[[object], bool] = lambda v: False) -> Resolved:
+    """``r`` in seconds: numbers divided by ``scale`` (Dramatiq's milliseconds), ``timedelta``s,
+    and whatever ``unbounded`` accepts (RQ's -1, ``inf``) as ``math.inf``."""
+    value = r.value
+    if value is UNKNOWN:
+        number = UNKNOWN
+    elif unbounded(value):
+        number = math.inf
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = value / scale
+    else:
+        s = seconds(value)
+        number = UNKNOWN if s is None else s
+    return Resolved(number, r.source, r.keyword, r.file, r.env)
+
+
+_DURATION = re.compile(r"^\s*(-?\d+)\s*([smhdSMHD]?)\s*$")
+
+
+def duration_string(value: str) -> float | None:
+    """RQ's ``"10m"``-style durations (rq/utils.py ``parse_timeout``)."""
+    m = _DURATION.match(value)
+    if not m:
+        return None
+    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2).lower()]
+
+
+def invalid_duration(r: Resolved, *, strings: bool = False, minus_one: bool = False,
+                     zero: bool = True) -> str | None:
+    """Why a literal duration is rejected at run time, or None. ``strings``: "10m" forms are
+    accepted (RQ); ``minus_one``: -1 means unbounded; ``zero``: 0 is accepted."""
+    if r.keyword is None or r.keyword.value.kind != "const" or r.env:
+        return None  # only literals written where the finding points
+    value = r.value
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        parsed = duration_string(value) if strings else None
+        if parsed is None:
+            return f"`{value}` is not a number" + (" or a duration such as \"10m\"" if strings else "")
+        value = parsed
+    if not isinstance(value, (int, float)):
+        return None
+    if value == -1 and minus_one:
+        return None
+    if value < 0:
+        return f"a negative limit ({value})" + (" other than -1 (which means no limit)" if minus_one else "")
+    if value == 0 and not zero:
+        return "0 is rejected" + (" (use -1 for no limit)" if minus_one else "")
+    return None
+
+
+def calls_named(project: Project, methods: frozenset[str]) -> Iterator[tuple[FileFacts, CallFact, FunctionFact | None]]:
+    """Recorded calls with one of ``methods`` anywhere in the parsed files (module level and bodies)."""
+    for facts in project.parsed_files():
+        seen: set[int] = set()
+        for call in facts.calls:
+            if call.method in methods or (not call.method and call.dotted in methods):
+                seen.add(id(call))
+                yield facts, call, None
+        for fn in facts.functions:
+            for call in fn.calls:
+                if id(call) not in seen and (call.method in methods or (not call.method and call.dotted in methods)):
+                    yield facts, call, fn
+
+
+def imports_package(facts: FileFacts, packages: tuple[str, ...]) -> bool:
+    return any(q.split(".")[0] in packages for q in facts.imports.values()) or any(
+        s.split(".")[0] in packages for s in facts.star_imports)
+
+
+def class_methods(facts: FileFacts, cls: ClassFact) -> list[FunctionFact]:
+    prefix = f"{cls.qualname}."
+    return [fn for fn in facts.functions if fn.qualname.startswith(prefix) and fn.qualname.count(".") == cls.qualname.count(".") + 1]
+
+
+def inner_class(facts: FileFacts, cls: ClassFact, name: str) -> ClassFact | None:
+    for other in facts.classes:
+        if other.qualname == f"{cls.qualname}.{name}":
+            return other
+    return None

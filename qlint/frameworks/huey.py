@@ -1,0 +1,117 @@
+"""Everything qlint knows about Huey: instances, ``task``/``periodic_task`` decorators
+(and ``huey.contrib.djhuey``'s), their options and defaults.
+
+Defaults from huey 2.x/3.x ``api.py``: ``task(retries=0, retry_delay=0, retry_backoff=0,
+timeout=None)``; the serializer pickles (``huey/serializer.py``). A timeout is enforced only by
+the process and greenlet worker types (``consumer.py``); the default thread worker ignores
+it, and which worker type runs is a consumer flag qlint reads from manifests, not code.
+"""
+
+from __future__ import annotations
+
+import math
+
+from qlint.frameworks._shapes import (
+    decorated_task, find_instances, invalid_duration, match_decorator, resolved, scaled,
+)
+from qlint.lint.facts import CallFact, Span
+from qlint.lint.model import Profile, Project, Resolved, Site, Task, Unit
+
+FRAMEWORK = "huey"
+DECORATORS = ("task", "periodic_task", "context_task")
+DJHUEY = frozenset({f"huey.contrib.djhuey.{n}" for n in
+                    ("task", "periodic_task", "db_task", "db_periodic_task", "on_commit_task")})
+
+PROFILE = Profile(
+    FRAMEWORK, "Huey", time_limit=Unit("timeout"), max_retries="retries", retry_delay=Unit("retry_delay"),
+    timeout_exceptions=("huey.exceptions.TaskTimeout",), async_tasks="unsupported",
+    docs="https://huey.readthedocs.io/en/latest/api.html",
+)
+INVENTORY = {
+    "queue": {"default": "(the Huey instance)"},
+    "time_limit": {"norm": "time_limit"},
+    "max_retries": {"norm": "max_retries"},
+    "serializer": {"default": "pickle"},
+}
+
+
+def _is_huey(name: str) -> bool:
+    return name.startswith("huey.") and name.endswith("Huey") or name == "huey.contrib.djhuey.HUEY"
+
+
+def collect(project: Project) -> None:
+    instances = find_instances(project, _is_huey)
+    names = set(instances) | {"huey.contrib.djhuey.HUEY"}
+
+    def is_target(target: str) -> bool:
+        head, _, last = target.rpartition(".")
+        return target in DJHUEY or last in DECORATORS and head in names
+
+    tasks: list[Task] = []
+    for facts in project.parsed_files():
+        for fn in facts.functions:
+            if not fn.decorators or fn.class_name is not None:
+                continue
+            for dec in fn.decorators:
+                with project.parsed_only("task" not in dec.dotted.lower()):
+                    match = match_decorator(project, dec, is_target)
+                if match is None:
+                    continue
+                task = decorated_task(project, PROFILE, facts, fn, dec, match)
+                name = task.options.get("name")
+                task.name = name.value if name is not None and isinstance(name.value, str) else \
+                    f"{facts.module}.{fn.name}"
+                _normalise(task)
+                tasks.append(task)
+                break
+    project.tasks.extend(tasks)
+    for qualified, instance in instances.items():
+        site = Site(FRAMEWORK, "broker", instance.file, instance.call, PROFILE, anchor=instance.call.span)
+        site.options = {k: resolved(project, kw, instance.file, f"{instance.call.dotted}(...)")
+                        for k, kw in instance.call.kwargs.items()}
+        serializer = site.options.get("serializer")
+        site.norm["serializer"] = Resolved("pickle", "default") if serializer is None and not instance.call.has_star \
+            else Resolved(None, "serializer=")
+        project.sites.append(site)
+
+
+def _normalise(task: Task) -> None:
+    options = task.options
+    timeout = options.get("timeout")
+    if timeout is not None:
+        reason = invalid_duration(timeout)
+        if reason is not None:
+            task.invalid_values.append((timeout.keyword, f"Huey cannot use {reason}"))
+        limit = scaled(timeout, 1, lambda v: v is None)
+        task.norm["time_limit"] = limit
+    else:
+        task.norm["time_limit"] = Resolved(math.inf, "default")
+    # Enforced by the process and greenlet workers only: which one runs is a consumer flag.
+    task.limits_enforced = None
+    task.limits_note = "Huey enforces `timeout` only with the process or greenlet worker type (`-k`)"
+    retries = options.get("retries")
+    task.norm["max_retries"] = Resolved(retries.value, retries.source, retries.keyword, retries.file) \
+        if retries is not None else Resolved(0, "default")
+    delay = options.get("retry_delay")
+    task.norm["retry_delay"] = scaled(delay) if delay is not None else Resolved(0, "default")
+    for fn in [task.function] if task.function is not None else []:
+        for call in fn.calls:
+            blocking = call.kwargs.get("blocking")
+            if blocking is not None and blocking.value.is_const and blocking.value.value is True:
+                task.result_waits.append((call, "`blocking=True` waits for another task's result"))
+
+
+def exported_names(project: Project) -> set[str]:
+    """The project's Huey instances (``from proj.app import huey``) and decorator wrappers."""
+    instances = find_instances(project, _is_huey)
+    names = {q.rpartition(".")[2] for q in instances}
+    for facts in project.parsed_files():
+        for name, kw in facts.assigns.items():
+            v = kw.value
+            if v.kind == "name" and any(v.qualified.startswith(q + ".") for q in instances):
+                names.add(name)  # ``task = huey.task``
+            elif v.kind == "call" and v.call is not None and "task" in v.call.dotted:
+                fake = CallFact(dotted=name, qualified=f"{facts.module}.{name}", span=Span(0, 0), is_call=False)
+                if match_decorator(project, fake, lambda t: t in DJHUEY) is not None:
+                    names.add(name)
+    return names
