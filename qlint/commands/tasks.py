@@ -324,6 +324,12 @@ def rows_for(project: Project, linter: Linter, cwd: Path, only: set[str] | None 
                 cells[column] = Cell(UNKNOWN, f"not modelled for {task.framework}")
             elif column == "retry":
                 cells[column] = _retry_cell(project, task, column_spec, where)
+            elif "norm" in column_spec:  # the framework's normalised answer (seconds, counts)
+                resolved = task.norm.get(column_spec["norm"])
+                cells[column] = _from_resolved(resolved, where) if resolved is not None else \
+                    Cell(UNKNOWN, f"not modelled for {task.framework}")
+            elif "option" not in column_spec:
+                cells[column] = Cell(column_spec.get("default"), "default")
             else:
                 cells[column] = _option_cell(task, column_spec, where)
         rows.append(Row(task, where.path(task.file) or task.file.path,

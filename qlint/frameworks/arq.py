@@ -22,6 +22,7 @@ CRON_MAX_TRIES = 1
 
 PROFILE = Profile(
     FRAMEWORK, "arq", time_limit=Unit("timeout"),
+    async_loop="every job of the worker (`max_jobs`, 10 by default)",
     implicit_retries="re-runs a job up to 5 times in all when it is cancelled, cut off by a shutdown or "
                      "raises `Retry`",
     docs="https://arq-docs.helpmanual.io/",

@@ -77,6 +77,7 @@ PROFILE = Profile(
     "celery", "Celery", time_limit=Unit("time_limit"), soft_time_limit=Unit("soft_time_limit"),
     max_retries="max_retries", retry_delay=Unit("default_retry_delay"),
     timeout_exceptions=("celery.exceptions.SoftTimeLimitExceeded",), async_tasks="unsupported", needs_app=True,
+    limit_setting="`task_time_limit` in the app's configuration", retry_method="retry", bind_option="bind",
     docs="https://docs.celeryq.dev/en/stable/userguide/tasks.html",
 )
 # Pools that do not enforce time limits (celery/concurrency/*: only prefork and gevent implement
@@ -533,7 +534,8 @@ def _base_is_task(project: Project, cls: ClassFact, base: Value, by_name, depth:
 
 def _class_task(project: Project, facts: FileFacts, cls: ClassFact, apps: list[App]) -> Task:
     task = Task(FRAMEWORK, cls.name, facts, anchor=Span(cls.header.start, cls.header.start),
-                header=cls.span, cls=cls, apps=list(apps), bound=True, profile=PROFILE)
+                header=cls.span, cls=cls, apps=list(apps), bound=True, profile=PROFILE,
+                is_async=any(fn.name == "run" and fn.is_async and fn.class_name == cls.name for fn in facts.functions))
     task.levels["decorator"] = {}
     name_attr = cls.attrs.get("name")
     folded = project.fold(name_attr.value) if name_attr else None

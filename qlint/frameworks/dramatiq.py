@@ -29,6 +29,7 @@ DEFAULT_MIDDLEWARE = ("AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbac
 PROFILE = Profile(
     FRAMEWORK, "Dramatiq", time_limit=Unit("time_limit", 1000), max_retries="max_retries",
     retry_delay=Unit("min_backoff", 1000), async_tasks="middleware",
+    async_loop="every async actor of the worker process (they share the AsyncIO middleware's event loop thread)",
     millisecond_options=("time_limit", "min_backoff", "max_backoff", "max_age", "delay"),
     implicit_retries="retries every exception up to 20 times, backing off from 15 s to 7 days",
     handler_options=("on_retry_exhausted", "on_failure"),
@@ -73,6 +74,10 @@ class _Brokers:
                     if _is_broker(project.canonical(base.qualified)):
                         self._broker(project, facts, base)
             for call in [*facts.calls, *(c for fn in facts.functions for c in fn.calls)]:
+                if call.method == "set_broker" and call.args and call.args[0].call is not None:
+                    base = chain_of(call.args[0].call)[0]  # ``dramatiq.set_broker(RedisBroker(...))``
+                    if _is_broker(project.canonical(base.qualified)):
+                        self._broker(project, facts, base)
                 if call.method == "add_middleware" and call.args and imports_package(facts, ("dramatiq",)):
                     name = _middleware_name(project, call.args[0])
                     if name:

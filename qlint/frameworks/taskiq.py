@@ -25,6 +25,7 @@ SERIALIZERS = {"PickleSerializer": "pickle", "JSONSerializer": "json", "ORJSONSe
 
 PROFILE = Profile(
     FRAMEWORK, "Taskiq", time_limit=Unit("timeout"), max_retries="max_retries",
+    async_loop="every task of the worker process (`--max-async-tasks`, 100 by default)",
     docs="https://taskiq-python.github.io/guide/getting-started.html",
 )
 INVENTORY = {

@@ -41,7 +41,7 @@ RECORDED_METHODS = frozenset({
     # Blocking I/O a task body may do (requests/httpx verbs, sleep, subprocess, sockets).
     "post", "put", "patch", "delete", "head", "options", "request", "stream", "sleep", "check_call",
     "check_output", "Popen", "urlopen", "create_connection", "SMTP", "SMTP_SSL", "FTP", "FTP_TLS", "Client",
-    "Session",
+    "Session", "AsyncClient",
 })
 # Plain names whose calls are recorded (``from requests import get`` spells ``get(...)``).
 RECORDED_FUNCTIONS = RECORDED_METHODS | frozenset({

@@ -91,7 +91,16 @@ class Profile:
     # "supported", "unsupported" (the framework cannot run ``async def`` tasks) or
     # "middleware" (only with a middleware the project must install: ``Task.async_ready``).
     async_tasks: str = "supported"
+    # The jobs that share an ``async def`` task's event loop, for messages ("all jobs of the
+    # worker (`max_jobs`, 10 by default)"); "" when each async task gets a loop of its own (RQ).
+    async_loop: str = ""
     needs_app: bool = False  # a task is configured only through an app the project defines (Celery)
+    # Where a limit for every task goes, for messages ("`task_time_limit` in the app's configuration").
+    limit_setting: str = ""
+    # The task method that retries by raising (Celery ``self.retry``) and the option that hands
+    # the task to its function as ``self`` (``bind=True``); "" where the framework has none.
+    retry_method: str = ""
+    bind_option: str = ""
     # Duration options written in milliseconds (Dramatiq): a small literal there is a unit slip.
     millisecond_options: tuple[str, ...] = ()
     # What the framework does when a task says nothing about retries (QLT206), "" when it does not retry.

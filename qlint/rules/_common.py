@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from qlint.fixers.calls import add_class_attributes, add_keywords
-from qlint.frameworks import celery
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit
 from qlint.lint.facts import CallFact, FunctionFact
-from qlint.lint.model import Project, Resolved, Task, seconds
+from qlint.lint.model import Project, Resolved, Task
 
 
 def soft_limit_below(hard: float) -> int | float:
@@ -50,10 +49,6 @@ def written_on_task(resolved: Resolved) -> bool:
     return resolved.source.startswith(("decorator", "wrapper ", "class "))
 
 
-def is_celery(task: Task) -> bool:
-    return task.framework == "celery"
-
-
 def task_functions(project: Project, task: Task) -> list[FunctionFact]:
     """The functions whose body is the task's code: the task function, or the task class's methods."""
     if task.function is not None:
@@ -81,12 +76,12 @@ def retry_calls(project: Project, task: Task) -> Iterator[tuple[FunctionFact, Ca
 
 
 def retry_delay_seconds(task: Task) -> float | None:
-    """The task's effective ``default_retry_delay`` in seconds (None when qlint cannot compute it)."""
-    delay = task.option("default_retry_delay")
-    return float(celery.TASK_DEFAULTS["default_retry_delay"]) if delay is None else seconds(delay.value)
+    """The task's effective delay before a retry, in seconds (None when qlint cannot compute it)."""
+    delay = task.norm.get("retry_delay")
+    return float(delay.value) if delay is not None and isinstance(delay.value, (int, float)) else None
 
 
 def retry_delay_text(task: Task) -> str:
     value = retry_delay_seconds(task)
-    return f"a fixed default_retry_delay of {number_text(value)} s" if value is not None else \
-        "a fixed default_retry_delay"
+    option = task.profile.retry_delay.option if task.profile and task.profile.retry_delay else "retry delay"
+    return f"a fixed {option} of {number_text(value)} s" if value is not None else f"a fixed {option}"

@@ -4,9 +4,9 @@ import math
 
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
-from qlint.lint.model import UNKNOWN, seconds
+from qlint.lint.model import UNKNOWN
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import add_task_options, is_celery, soft_limit_below, where
+from qlint.rules._common import add_task_options, soft_limit_below, where
 from qlint.fixers.calls import replace_value
 from qlint.lint.diagnostics import Edit
 
@@ -17,7 +17,9 @@ class TaskUnboundedRuntime(Rule):
     Checks for tasks that can run forever: a Celery task with no hard time limit from its
     decorator, its base class, `task_annotations`, or the app's `task_time_limit` setting
     (in `app.conf`, `Celery(...)`, a `config_from_object` module or Django's `CELERY_*`
-    settings), or with a limit explicitly set to `None`.
+    settings), or with a limit explicitly set to `None`; an RQ job whose timeout is `-1`;
+    a Dramatiq actor with `time_limit=float("inf")` or a broker whose explicit middleware
+    list leaves out `TimeLimit`; an async Taskiq task with no `timeout` label.
 
     ## Why is this bad?
     Celery's `task_time_limit` defaults to `None`: no limit. A task that hangs on a network
@@ -57,10 +59,29 @@ class TaskUnboundedRuntime(Rule):
     ```
     or set `task_time_limit` (and `task_soft_time_limit`) for every task in the app's configuration.
 
+    ## Per framework
+    - **Celery**: no hard limit anywhere (the default is none), or `None`/`0` written:
+      `@app.task` → `@app.task(time_limit=300, soft_time_limit=270)`.
+    - **RQ**: `-1` means "no limit" (the default is 180 s, so only `-1` is reported), in
+      `@job(timeout=-1)`, `q.enqueue(f, job_timeout=-1)`, `q.enqueue_call(f, timeout=-1)` and
+      `Queue(default_timeout=-1)`: `q.enqueue(export, job_timeout=-1)` → `job_timeout=300`.
+    - **Dramatiq**: limits are milliseconds and default to 10 minutes; reported are
+      `@dramatiq.actor(time_limit=float("inf"))` (→ `time_limit=300000`), the same value in
+      `TimeLimit(...)` or `send_with_options(...)`, and every actor of a broker built with
+      `middleware=[...]` that leaves out `TimeLimit` (no fix: the actor option is rejected
+      without the middleware).
+    - **Taskiq**: no timeout unless the `timeout` label is set: `@broker.task` on an `async def`
+      → `@broker.task(timeout=300)`. Sync tasks are not reported: Taskiq cannot stop them (QLT103).
+    - **Huey** (`timeout=None` by default) is reported only once qlint knows the consumer runs
+      the process or greenlet worker type; the default thread worker ignores `timeout`.
+    - **arq** bounds every job by `job_timeout` (300 s); `job_timeout = None` is reported.
+
     ## Fix safety
-    The fix inserts `time_limit=<default-time-limit>` (300 s unless configured) and a
-    `soft_time_limit` below it into the task decorator (or as class attributes of a
-    class-based task). It is unsafe: a task that legitimately runs longer will now be killed.
+    The fix inserts the framework's limit option with `default-time-limit` (300 s unless
+    configured) in the framework's units (Dramatiq: `300000` ms); for Celery also a
+    `soft_time_limit` below it, into the task decorator (or as class attributes of a
+    class-based task); an explicit unbounded value is replaced. It is unsafe: a task that
+    legitimately runs longer will now be killed.
 
     ## Options
     - `default-time-limit`
@@ -68,6 +89,9 @@ class TaskUnboundedRuntime(Rule):
     ## References
     - [Celery: Time limits](https://docs.celeryq.dev/en/stable/userguide/workers.html#time-limits)
     - [Celery: task_time_limit](https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-time-limit)
+    - [RQ: Job timeouts](https://python-rq.org/docs/jobs/#timeout)
+    - [Dramatiq: Message time limits](https://dramatiq.io/guide.html#message-time-limits)
+    - [Taskiq: Timeouts](https://taskiq-python.github.io/guide/getting-started.html#timeouts)
     """
 
     code = "QLT101"
@@ -75,6 +99,7 @@ class TaskUnboundedRuntime(Rule):
     summary = "Task can run forever: no effective time limit"
     severity = Severity.WARNING
     fix_availability = "Sometimes"
+    frameworks = ("celery", "rq", "dramatiq", "taskiq", "arq")
 
     VALID = [
         Valid("""
@@ -214,7 +239,51 @@ huey = RedisHuey()
 @huey.task()
 def resize(image_id):
     pass
-""", note="not a Celery task"),
+""", note="Huey: whether `timeout` is enforced depends on the consumer's worker type"),
+        Valid("""
+from redis import Redis
+from rq import Queue
+
+def export(report_id):
+    pass
+
+q = Queue(connection=Redis())
+q.enqueue(export, 1, job_timeout="10m")
+q.enqueue(export, 2)
+""", note="RQ: a duration string, and the 180 s default"),
+        Valid("""
+import dramatiq
+
+@dramatiq.actor(time_limit=60_000)
+def export(report_id):
+    pass
+
+@dramatiq.actor
+def cleanup():
+    pass
+""", note="Dramatiq: milliseconds, and the 10-minute default of the TimeLimit middleware"),
+        Valid("""
+from taskiq import InMemoryBroker
+
+broker = InMemoryBroker()
+
+@broker.task(timeout=30)
+async def fetch(url):
+    pass
+
+@broker.task
+def render(page):
+    pass
+""", note="Taskiq: a timeout label; a sync task, which no timeout can stop (QLT103's subject)"),
+        Valid("""
+from arq import func
+
+async def crawl(ctx, url):
+    pass
+
+class WorkerSettings:
+    functions = [func(crawl, timeout=600)]
+""", note="arq: every job is bounded by job_timeout (300 s) unless set otherwise"),
     ]
     INVALID = [
         Invalid("""
@@ -334,57 +403,191 @@ background = app.task(acks_late=True)
 def export():
     pass
 """, expect=6, note="no fix: the wrapper is the result of a call and takes only the function"),
+        Invalid("""
+from redis import Redis
+from rq import Queue
+
+def export(report_id):
+    pass
+
+q = Queue(connection=Redis())
+q.enqueue(export, 1, job_timeout=-1)
+""", expect=8, fixed="""
+from redis import Redis
+from rq import Queue
+
+def export(report_id):
+    pass
+
+q = Queue(connection=Redis())
+q.enqueue(export, 1, job_timeout=300)
+""", message="no limit", note="RQ: -1 means no limit"),
+        Invalid("""
+from rq.decorators import job
+from proj.redis import conn
+
+@job("low", connection=conn, timeout=-1)
+def export(report_id):
+    pass
+""", expect=4, fixed="""
+from rq.decorators import job
+from proj.redis import conn
+
+@job("low", connection=conn, timeout=300)
+def export(report_id):
+    pass
+""", note="RQ @job"),
+        Invalid("""
+import math
+import dramatiq as dq
+
+@dq.actor(queue_name="exports", time_limit=math.inf)
+def export(report_id):
+    pass
+""", expect=4, fixed="""
+import math
+import dramatiq as dq
+
+@dq.actor(queue_name="exports", time_limit=300000)
+def export(report_id):
+    pass
+""", note="Dramatiq: the fix writes milliseconds"),
+        Invalid("""
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import AgeLimit, Retries
+
+dramatiq.set_broker(RedisBroker(middleware=[AgeLimit(), Retries()]))
+
+@dramatiq.actor
+def export(report_id):
+    pass
+""", expect=7, message="without TimeLimit", note="Dramatiq: an explicit middleware list without TimeLimit; no fix"),
+        Invalid("""
+from taskiq_redis import ListQueueBroker
+
+broker = ListQueueBroker("redis://localhost")
+
+@broker.task
+async def fetch(url):
+    pass
+
+@broker.task(task_name="render", retry_on_error=True)
+async def render(page):
+    pass
+""", expect=[("tasks.py", 5), ("tasks.py", 9)], fixed="""
+from taskiq_redis import ListQueueBroker
+
+broker = ListQueueBroker("redis://localhost")
+
+@broker.task(timeout=300)
+async def fetch(url):
+    pass
+
+@broker.task(task_name="render", retry_on_error=True, timeout=300)
+async def render(page):
+    pass
+""", note="Taskiq: async tasks without a timeout label"),
     ]
 
     def check(self, ctx: RuleContext) -> None:
+        sites = [site for site in ctx.project.sites if _unbounded_written(site.norm.get("time_limit"))]
+        reported_elsewhere = {id(site.norm["time_limit"].keyword) for site in sites}
         for task in ctx.project.tasks:
-            if is_celery(task):
-                self._check_task(ctx, task)
+            limit = task.norm.get("time_limit")
+            if task.profile is None or limit is None or id(limit.keyword) in reported_elsewhere:
+                continue  # an unbounded middleware or queue setting is reported once, where it is written
+            self._check_task(ctx, task, limit)
+        for site in sites:
+            self._check_site(ctx, site)
 
-    def _check_task(self, ctx: RuleContext, task) -> None:
-        hard = task.option("time_limit")
-        if hard is not None and not _unbounded(hard.value):
-            return  # a limit, or a value qlint cannot compute
+    def _check_task(self, ctx: RuleContext, task, limit) -> None:
+        if not _unbounded(limit.value) or task.limits_enforced is not True:
+            return  # a limit; or one the runtime would not enforce anyway (QLT103's subject)
         if not task.options_complete:
             return  # the limit may come from somewhere qlint cannot read
-        limit = ctx.settings.default_time_limit
-        soft = task.option("soft_time_limit")
-        soft_s = seconds(soft.value) if soft is not None and soft.known else None
-        items = [("time_limit", str(limit))]
-        if soft is None or _unbounded(soft.value):
-            items.append(("soft_time_limit", str(soft_limit_below(limit))))
-        elif soft_s is not None and soft_s >= limit:
-            items = [("time_limit", str(int(soft_s) + 60))]
-        if hard is not None and hard.source == "decorator" and hard.keyword is not None:
-            # An explicit ``time_limit=None`` (or 0) written on this task: point at it.
-            edits = [replace_value(hard.keyword, items[0][1])]
-            if len(items) > 1:
-                if soft is not None and soft.source == "decorator" and soft.keyword is not None:
-                    edits.append(replace_value(soft.keyword, items[1][1]))
-                else:
-                    edits.append(Edit(hard.keyword.span.end, hard.keyword.span.end, f", soft_time_limit={items[1][1]}"))
-            fix = ctx.fix(task.file, "Set " + ", ".join(f"`{k}={v}`" for k, v in items), edits)
-            ctx.report(task.file, hard.keyword.span, f"Task `{task.name}` sets `time_limit` explicitly to no limit "
-                       f"({where(hard)}) and the app sets none: it can run forever", fix=fix,
+        profile = task.profile
+        unit = profile.time_limit
+        items = self._items(ctx, task)
+        if limit.keyword is not None and limit.file is task.file and _own(task, limit) and unit is not None:
+            # An explicit ``time_limit=None`` (or 0, inf, -1) written on this task: point at it.
+            fix = None
+            if limit.source == "decorator" or len(items) == 1:
+                edits = [replace_value(limit.keyword, items[0][1])]
+                soft = task.norm.get("soft_time_limit")
+                if len(items) > 1:
+                    if soft is not None and soft.source == "decorator" and soft.keyword is not None:
+                        edits.append(replace_value(soft.keyword, items[1][1]))
+                    else:
+                        edits.append(Edit(limit.keyword.span.end, limit.keyword.span.end,
+                                          f", {items[1][0]}={items[1][1]}"))
+                fix = ctx.fix(task.file, "Set " + ", ".join(f"`{k}={v}`" for k, v in items), edits)
+            ctx.report(task.file, limit.keyword.span, f"Task `{task.name}` sets `{limit.keyword.name}` explicitly to "
+                       f"no limit ({where(limit)}){self._nothing_else(task)}: it can run forever", fix=fix,
                        statement=task.header)
             return
-        if hard is not None:
-            ctx.report(task.file, task.anchor, f"Task `{task.name}` has no time limit: `time_limit` is "
-                       f"unbounded ({where(hard)}) and it can run forever", statement=task.header)
+        if limit.source != "default":
+            ctx.report(task.file, task.anchor, f"Task `{task.name}` has no time limit: {profile.title} runs it "
+                       f"unbounded ({where(limit)}) and it can run forever", statement=task.header)
             return
-        edits = add_task_options(ctx, task, items)
+        edits = add_task_options(ctx, task, items) if unit is not None and task.limit_fixable else []
         fix = ctx.fix(task.file, "Add " + ", ".join(f"`{k}={v}`" for k, v in items), edits) if edits else None
-        soft_note = " (a soft limit alone can be caught and ignored)" if soft_s else ""
-        ctx.report(task.file, task.anchor, f"Task `{task.name}` has no time limit and can run forever: set "
-                   f"`time_limit` on the task or `task_time_limit` in the app's configuration{soft_note}",
-                   fix=fix, statement=task.header)
+        soft = task.norm.get("soft_time_limit")
+        soft_note = " (a soft limit alone can be caught and ignored)" if soft is not None and not _unbounded(
+            soft.value) and soft.value is not UNKNOWN else ""
+        option = f"`{unit.option}`" if unit is not None else "a time limit"
+        elsewhere = f" or {profile.limit_setting}" if profile.limit_setting else ""
+        ctx.report(task.file, task.anchor, f"Task `{task.name}` has no time limit and can run forever: {profile.title} "
+                   f"sets none by default; set {option} on the task{elsewhere}{soft_note}", fix=fix,
+                   statement=task.header)
+
+    @staticmethod
+    def _nothing_else(task) -> str:
+        return " and the app sets none" if task.profile.limit_setting else ""
+
+    @staticmethod
+    def _items(ctx: RuleContext, task) -> list[tuple[str, str]]:
+        """The options a fix writes, in the framework's units: the hard limit, and a soft limit below it."""
+        profile = task.profile
+        limit = ctx.settings.default_time_limit
+        unit = profile.time_limit
+        if unit is None:
+            return []
+        items = [(unit.option, unit.text(limit))]
+        if profile.soft_time_limit is not None:
+            soft = task.norm.get("soft_time_limit")
+            soft_s = soft.value if soft is not None else math.inf
+            if soft_s is UNKNOWN:
+                return items
+            if _unbounded(soft_s):
+                items.append((profile.soft_time_limit.option, profile.soft_time_limit.text(soft_limit_below(limit))))
+            elif soft_s >= limit:
+                items = [(unit.option, unit.text(int(soft_s) + 60))]
+        return items
+
+    def _check_site(self, ctx: RuleContext, site) -> None:
+        limit = site.norm["time_limit"]
+        unit = site.profile.time_limit
+        fix = None
+        if unit is not None:
+            text = unit.text(ctx.settings.default_time_limit)
+            fix = ctx.fix(site.file, f"Set `{limit.keyword.name}={text}`", [replace_value(limit.keyword, text)])
+        what = f"`{site.call.dotted or site.call.method}(...)`" if site.call is not None else site.kind
+        ctx.report(site.file, limit.keyword.span, f"{what} sets `{limit.keyword.name}` to no limit "
+                   f"({where(limit)}): the {site.profile.title} jobs it covers can run forever", fix=fix)
+
+
+def _own(task, limit) -> bool:
+    """Written in the task's own decorator or class (not a shared base class or wrapper)."""
+    if limit.source == "decorator":
+        return True
+    return task.cls is not None and limit.source in (f"class {task.cls.name}", f"class {task.cls.name}.Meta")
+
+
+def _unbounded_written(limit) -> bool:
+    return limit is not None and limit.keyword is not None and limit.file is not None and _unbounded(limit.value)
 
 
 def _unbounded(value) -> bool:
-    """Celery runs a task without a hard limit for None, 0 (falsy at run time) and infinity."""
-    if value is None:
-        return True
-    if value is UNKNOWN:
-        return False
-    s = seconds(value)
-    return s is not None and (s == 0 or math.isinf(s))
+    """Normalised limits: math.inf is "no limit" (Celery None/0, RQ -1, Dramatiq inf)."""
+    return isinstance(value, float) and math.isinf(value)

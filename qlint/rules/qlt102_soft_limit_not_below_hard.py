@@ -8,7 +8,7 @@ from qlint.lint.diagnostics import Severity
 from qlint.lint.facts import Value
 from qlint.lint.model import Resolved, seconds
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import is_celery, number_text, soft_limit_below, where
+from qlint.rules._common import number_text, soft_limit_below, where
 
 
 def _is_number_literal(value: Value) -> bool:
@@ -245,8 +245,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = 1620
 
     def check(self, ctx: RuleContext) -> None:
         for task in ctx.project.tasks:
-            if not is_celery(task):
-                continue
+            if task.profile is None or task.profile.soft_time_limit is None:
+                continue  # only frameworks with a soft limit beside the hard one
             for level_name, level in task.levels.items():
                 soft, hard = level.get("soft_time_limit"), level.get("time_limit")
                 if soft is None or hard is None:
@@ -260,8 +260,6 @@ CELERY_TASK_SOFT_TIME_LIMIT = 1620
                     where_text = f"on class `{level_name.removeprefix('class ').rpartition('.')[2]}`"
                 self._compare(ctx, soft, hard, "soft_time_limit", "time_limit", where_text)
         for app in ctx.project.apps:
-            if app.framework != "celery":
-                continue
             soft, hard = app.settings.get("task_soft_time_limit"), app.settings.get("task_time_limit")
             if soft is None or hard is None:
                 continue

@@ -5,7 +5,7 @@ from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.model import Resolved, Task, seconds
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import is_celery, number_text, retry_delay_seconds, written_on_task
+from qlint.rules._common import number_text, retry_delay_seconds, written_on_task
 
 
 
@@ -73,6 +73,14 @@ class TaskUnboundedRetries(Rule):
         ...
     ```
 
+    ## Per framework
+    - **Celery**: `max_retries=None` on the task (default 3): `@app.task(max_retries=None)`.
+    - **Dramatiq**: `max_retries=None` on an actor, in a `GenericActor`'s `Meta`, or in the
+      broker's `Retries(max_retries=None)` middleware (default 20; the guide's retry table:
+      `None` retries forever): `@dramatiq.actor(max_retries=None)` → `max_retries=3`.
+    Other frameworks have no unbounded form (RQ `Retry(max=...)` and Huey `retries=` take a
+    number; arq's `max_tries` counts tries).
+
     ## Fix safety
     The fix replaces `None` with `max-retries` (3 unless configured). It is unsafe: a task
     that relied on retrying forever now fails after that many attempts.
@@ -90,8 +98,30 @@ class TaskUnboundedRetries(Rule):
     summary = "Task retries forever: `max_retries=None`"
     severity = Severity.WARNING
     fix_availability = "Sometimes"
+    frameworks = ("celery", "dramatiq")
 
     VALID = [
+        Valid("""
+import dramatiq
+
+@dramatiq.actor(max_retries=20)
+def send(message_id):
+    pass
+
+class Report(dramatiq.GenericActor):
+    class Meta:
+        max_retries = 5
+
+    def perform(self, report_id):
+        pass
+""", note="Dramatiq: explicit bounds on an actor and a GenericActor"),
+        Valid("""
+from rq import Retry
+from proj.queues import queue
+from proj.jobs import export
+
+queue.enqueue(export, retry=Retry(max=20, interval=[10, 60, 300]))
+""", note="RQ takes a number; nothing unbounded to find"),
         Valid("""
 from celery import Celery
 
@@ -149,6 +179,32 @@ def notify(user_id):
 """, note="not a Celery task"),
     ]
     INVALID = [
+        Invalid("""
+import dramatiq
+
+@dramatiq.actor(queue_name="mail", max_retries=None)
+def send(message_id):
+    pass
+""", expect=3, fixed="""
+import dramatiq
+
+@dramatiq.actor(queue_name="mail", max_retries=3)
+def send(message_id):
+    pass
+""", note="Dramatiq actor"),
+        Invalid("""
+import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.middleware import Retries, TimeLimit
+
+broker = RabbitmqBroker(middleware=[TimeLimit(), Retries(max_retries=None, min_backoff=30_000)])
+""", expect=5, fixed="""
+import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.middleware import Retries, TimeLimit
+
+broker = RabbitmqBroker(middleware=[TimeLimit(), Retries(max_retries=3, min_backoff=30_000)])
+""", note="Dramatiq: the broker's Retries middleware"),
         Invalid("""
 from celery import Celery
 
@@ -285,13 +341,22 @@ class Poll(Task):
     def check(self, ctx: RuleContext) -> None:
         replacement = str(ctx.settings.max_retries)
         for task in ctx.project.tasks:
-            if not is_celery(task):
+            option = task.profile.max_retries if task.profile is not None else None
+            if option is None:
                 continue
             for level in task.levels.values():
-                res = level.get("max_retries")
+                res = level.get(option)
                 if res is not None and self._effective(task, "max_retries", res) and res.value is None \
                         and res.env is None and res.keyword is not None and res.file is not None:
                     self._report(ctx, task, res, replacement)
+        for site in ctx.project.sites:  # ``Retries(max_retries=None)`` for every actor of a broker
+            res = site.norm.get("max_retries")
+            if res is not None and res.keyword is not None and res.file is not None and res.env is None and \
+                    res.keyword.value.kind == "const" and res.keyword.value.value is None:
+                fix = ctx.fix(res.file, f"Replace `None` with `{replacement}`",
+                              [replace_span(res.keyword.value, replacement)])
+                ctx.report(res.file, res.keyword.span, f"`{res.keyword.name}=None` ({res.source}) lets every "
+                           f"{site.profile.title} task without its own bound retry forever", fix=fix)
 
     @staticmethod
     def _effective(task: Task, name: str, res: Resolved) -> bool:

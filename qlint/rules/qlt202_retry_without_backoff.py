@@ -7,7 +7,13 @@ from qlint.lint.diagnostics import Edit, Severity
 from qlint.lint.facts import CallFact, ClassFact, FileFacts, Keyword
 from qlint.lint.model import Project, Resolved, Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import is_celery, retry_calls, retry_delay_text
+from qlint.rules._common import add_task_options, retry_calls, retry_delay_text, where
+
+RETRY_DELAY = 10  # seconds a fix puts between automatic retries (the domain catalog's B12)
+
+
+def _retries(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 # -- this rule -------------------------------------------------------------------------
@@ -160,8 +166,19 @@ class RetryWithoutBackoff(Rule):
             raise self.retry(exc=exc, countdown=min(600, 2 ** self.request.retries))
     ```
 
+    ## Per framework
+    - **Celery**: `autoretry_for` without `retry_backoff` or a `countdown` in `retry_kwargs`;
+      `self.retry(...)` with neither `countdown` nor `eta` and no `default_retry_delay`.
+    - **Huey**: `retries=N` with `retry_delay` absent or `0` (the default): every retry is
+      enqueued at once. `@huey.task(retries=3)` → `@huey.task(retries=3, retry_delay=10)`.
+    - **RQ**: `Retry(max=N)` without `interval` (default `0`): "the failed job will be
+      requeued immediately". `Retry(max=3)` → write `Retry(max=3, interval=[10, 60, 300])`.
+    - **Dramatiq** retries with exponential backoff from `min_backoff` (15 s); reported only
+      when `min_backoff=0` is written.
+
     ## Fix safety
-    For `autoretry_for`, the fix adds `retry_backoff=True` next to it (the decorator, the
+    For Huey, the fix adds `retry_delay=10` (or replaces `retry_delay=0`); unsafe, the task
+    now finishes its retries later. For `autoretry_for`, the fix adds `retry_backoff=True` next to it (the decorator, the
     wrapper or the class attribute), or turns an explicit `retry_backoff=False` into
     `True`. It is unsafe: retries happen sooner at first (1 s, 2 s, 4 s ...) and later
     ones later, which changes when work is done and how long a failing task stays around.
@@ -179,8 +196,36 @@ class RetryWithoutBackoff(Rule):
     summary = "Retries wait a fixed delay: no backoff, countdown or eta"
     severity = Severity.WARNING
     fix_availability = "Sometimes"
+    frameworks = ("celery", "huey", "rq", "dramatiq")
 
     VALID = [
+        Valid("""
+from huey import RedisHuey
+
+huey = RedisHuey("app")
+
+@huey.task(retries=3, retry_delay=30)
+def sync(account_id):
+    pass
+
+@huey.task()
+def once(account_id):
+    pass
+""", note="Huey: a delay, and no retries at all"),
+        Valid("""
+from rq import Retry
+from proj.queues import queue
+from proj.jobs import export
+
+queue.enqueue(export, retry=Retry(max=3, interval=[10, 30, 60]))
+""", note="RQ: an interval"),
+        Valid("""
+import dramatiq
+
+@dramatiq.actor(max_retries=5)
+def send(message_id):
+    pass
+""", note="Dramatiq backs off from 15 s by default"),
         Valid("""
 from celery import shared_task
 
@@ -247,6 +292,41 @@ def charge(self, order_id):
 """, note="options qlint cannot see"),
     ]
     INVALID = [
+        Invalid("""
+from huey import RedisHuey
+
+huey = RedisHuey("app")
+
+@huey.task(retries=3)
+def sync(account_id):
+    pass
+
+@huey.periodic_task(crontab(minute="0"), retries=2, retry_delay=0)
+def hourly():
+    pass
+""", expect=[("tasks.py", 5), ("tasks.py", 9)], fixed="""
+from huey import RedisHuey
+
+huey = RedisHuey("app")
+
+@huey.task(retries=3, retry_delay=10)
+def sync(account_id):
+    pass
+
+@huey.periodic_task(crontab(minute="0"), retries=2, retry_delay=10)
+def hourly():
+    pass
+""", note="Huey: no delay, or an explicit 0"),
+        Invalid("""
+from rq import Queue, Retry
+from redis import Redis
+
+def export(report_id):
+    pass
+
+queue = Queue(connection=Redis())
+queue.enqueue(export, 1, retry=Retry(max=3))
+""", expect=8, message="requeued at once", note="RQ: Retry without interval; no fix"),
         Invalid("""
 from celery import shared_task
 
@@ -362,7 +442,10 @@ class SyncTask(Task):
     def check(self, ctx: RuleContext) -> None:
         project = ctx.project
         for task in project.tasks:
-            if not is_celery(task) or task.options_hidden:
+            if task.options_hidden or task.profile is None:
+                continue
+            if not task.profile.retry_method:
+                self._automatic(ctx, task)  # the framework retries on its own (Huey, Dramatiq)
                 continue
             self._autoretry(ctx, task)
             if task.option("default_retry_delay") is not None:
@@ -373,6 +456,37 @@ class SyncTask(Task):
                 ctx.report(task.file, call.span, f"`{call.dotted}(...)` has neither `countdown` nor `eta`: every "
                            f"retry of `{task.name}` waits {retry_delay_text(task)}; synchronized retries hammer "
                            "a recovering dependency", statement=call.statement)
+        self._retry_sites(ctx)
+
+    def _automatic(self, ctx: RuleContext, task: Task) -> None:
+        retries, delay = task.norm.get("max_retries"), task.norm.get("retry_delay")
+        if retries is None or delay is None or delay.value != 0 or not _retries(retries.value):
+            return
+        unit = task.profile.retry_delay
+        if delay.keyword is not None and delay.file is task.file:
+            fix = ctx.fix(task.file, f"Set `{delay.keyword.name}={unit.text(RETRY_DELAY)}`",
+                          [replace_value(delay.keyword, unit.text(RETRY_DELAY))]) if unit is not None else None
+            anchor = delay.keyword.span
+        elif retries.keyword is not None and retries.file is task.file:
+            edits = add_task_options(ctx, task, [(unit.option, unit.text(RETRY_DELAY))]) if unit is not None else []
+            fix = ctx.fix(task.file, f"Add `{unit.option}={unit.text(RETRY_DELAY)}`", edits) if edits else None
+            anchor = retries.keyword.span
+        else:
+            return
+        ctx.report(task.file, anchor, f"Task `{task.name}` retries up to {retries.value} times with no delay "
+                   f"({where(delay)}): every retry runs at once, hammering a dependency that is down", fix=fix,
+                   statement=task.header)
+
+    def _retry_sites(self, ctx: RuleContext) -> None:
+        for site in ctx.project.sites:
+            retries, delay = site.norm.get("max_retries"), site.norm.get("retry_delay")
+            if retries is None or delay is None or delay.value != 0 or not _retries(retries.value):
+                continue
+            anchor = delay.keyword.span if delay.keyword is not None else site.anchor
+            what = f"`{site.call.dotted}(...)`" if site.call is not None else site.kind
+            ctx.report(site.file, anchor, f"{what} retries up to {retries.value} times with no interval "
+                       f"({where(delay)}): the failed job is requeued at once, hammering a dependency that is down",
+                       statement=site.call.statement if site.call is not None else None)
 
     def _autoretry(self, ctx: RuleContext, task: Task) -> None:
         auto = task.option("autoretry_for")

@@ -6,7 +6,7 @@ from qlint.lint.facts import Value
 from qlint.lint.model import Project, Resolved, Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.frameworks import celery
-from qlint.rules._common import is_celery, number_text, retry_delay_seconds, written_on_task
+from qlint.rules._common import number_text, retry_delay_seconds, written_on_task
 
 BROAD = {"builtins.Exception": "Exception", "builtins.BaseException": "BaseException"}
 
@@ -229,8 +229,6 @@ def sync_account(account_id):
 
     def check(self, ctx: RuleContext) -> None:
         for task in ctx.project.tasks:
-            if not is_celery(task):
-                continue
             autoretry = task.option("autoretry_for")
             if autoretry is None or autoretry.keyword is None or autoretry.file is None or \
                     not written_on_task(autoretry):

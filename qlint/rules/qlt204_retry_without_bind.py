@@ -5,7 +5,6 @@ from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit, Severity
 from qlint.lint.model import Project, Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import is_celery
 
 # ``self.<attr>`` that only make sense when ``self`` is the task.
 TASK_ATTRIBUTES = ("retry", "request", "update_state", "max_retries")
@@ -30,12 +29,12 @@ def _bind_fix(ctx: RuleContext, task: Task) -> list[Edit]:
     if fn is None or task.decorator is None or not fn.params or fn.params[0].name != "self" or \
             fn.params[0].kind != "positional":
         return []
-    bind = task.levels.get("decorator", {}).get("bind")
+    bind = task.levels.get("decorator", {}).get(task.profile.bind_option)
     if bind is not None and bind.source == "decorator" and bind.keyword is not None:
         return [replace_value(bind.keyword, "True")] if bind.keyword.value.kind == "const" else []
     if not _accepts_options(ctx.project, task):
         return []
-    return add_keywords(ctx.source(task.file), task.decorator, [("bind", "True")])
+    return add_keywords(ctx.source(task.file), task.decorator, [(task.profile.bind_option, "True")])
 
 
 @register
@@ -235,13 +234,13 @@ def charge(self, order_id):
     def check(self, ctx: RuleContext) -> None:
         for task in ctx.project.tasks:
             fn = task.function
-            if not is_celery(task) or fn is None or task.cls is not None or task.bound:
+            if task.profile is None or not task.profile.bind_option or fn is None or task.cls is not None or task.bound:
                 continue
             used = [attr for attr in TASK_ATTRIBUTES if attr in fn.self_attrs]
             if not used:
                 continue
             level = task.levels.get("decorator", {})
-            bind = level.get("bind")
+            bind = level.get(task.profile.bind_option)
             if "**" in level or (bind is not None and not bind.known):
                 continue  # the decorator may bind the task through options qlint cannot read
             attr = min(used, key=lambda a: fn.self_attrs[a].start)

@@ -5,7 +5,7 @@ from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit, Severity
 from qlint.lint.facts import CallFact, FunctionFact, HandlerFact
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import is_celery, retry_calls
+from qlint.rules._common import retry_calls
 
 
 def _name_edits(ctx: RuleContext, data: bytes, handler: HandlerFact, name: str) -> list[Edit]:
@@ -249,7 +249,7 @@ class Upload(Task):
 
     def check(self, ctx: RuleContext) -> None:
         for task in ctx.project.tasks:
-            if not is_celery(task) or task.options_hidden:
+            if task.profile is None or not task.profile.retry_method or task.options_hidden:
                 continue
             for fn, call in retry_calls(ctx.project, task):
                 handler = call.handler

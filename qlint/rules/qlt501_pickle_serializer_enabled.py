@@ -3,7 +3,7 @@ from __future__ import annotations
 from qlint.fixers.calls import delete_element, replace_span, string_like
 from qlint.frameworks.celery import SERIALIZER_SETTINGS, is_pickle
 from qlint.lint.context import RuleContext
-from qlint.lint.diagnostics import Severity
+from qlint.lint.diagnostics import Edit, Severity
 from qlint.lint.facts import FileFacts, Keyword
 from qlint.lint.registry import Invalid, Rule, Valid, register
 
@@ -16,7 +16,8 @@ class PickleSerializerEnabled(Rule):
     `result_serializer`, `event_serializer`, `accept_content` or `result_accept_content`
     wherever they are set (`app.conf`, `conf.update`, `Celery(...)`, a configuration module,
     Django's `CELERY_*` settings, old upper-case names), a task's `serializer=`, or
-    `apply_async(serializer="pickle")`.
+    `apply_async(serializer="pickle")`; Dramatiq's `PickleEncoder` and Taskiq's
+    `PickleSerializer` chosen for a broker.
 
     ## Why is this bad?
     Unpickling runs code chosen by whoever wrote the message. Anyone who can publish to the
@@ -44,8 +45,18 @@ class PickleSerializerEnabled(Rule):
     app.conf.accept_content = ["json"]
     ```
 
+    ## Per framework
+    - **Celery**: the settings above and per-task/per-call `serializer=` (JSON by default).
+    - **Dramatiq**: `dramatiq.set_encoder(dramatiq.PickleEncoder())` (JSON by default) →
+      `dramatiq.JSONEncoder()`.
+    - **Taskiq**: `broker.with_serializer(PickleSerializer())` (JSON by default) →
+      `JSONSerializer()`.
+    RQ, Huey and arq pickle by default: that is QLT502.
+
     ## Fix safety
-    The fix replaces `"pickle"` with `"json"`, or removes it from an accept list that already
+    For Dramatiq and Taskiq the fix swaps the class for the JSON one when it is spelled
+    through its module (`dramatiq.PickleEncoder()`), so no import is needed. For Celery the
+    fix replaces `"pickle"` with `"json"`, or removes it from an accept list that already
     holds another content type. It is unsafe: arguments that JSON cannot represent
     (datetimes, sets, model instances) stop working, and pickled messages still in the queue
     are rejected after the deploy.
@@ -57,11 +68,23 @@ class PickleSerializerEnabled(Rule):
 
     code = "QLT501"
     name = "pickle-serializer-enabled"
-    summary = "Celery accepts or sends pickle, which runs code from the broker"
+    summary = "Workers accept or send pickle, which runs code from the broker"
     severity = Severity.ERROR
     fix_availability = "Sometimes"
+    frameworks = ("celery", "dramatiq", "taskiq")
 
     VALID = [
+        Valid("""
+import dramatiq
+
+dramatiq.set_encoder(dramatiq.JSONEncoder())
+""", note="Dramatiq: JSON"),
+        Valid("""
+from taskiq_redis import ListQueueBroker
+from taskiq.serializers import ORJSONSerializer
+
+broker = ListQueueBroker("redis://localhost").with_serializer(ORJSONSerializer())
+""", note="Taskiq: a JSON serializer"),
         Valid("""
 from celery import Celery
 
@@ -92,6 +115,32 @@ app.conf.result_serializer = "pickled-looking-name"
 """),
     ]
     INVALID = [
+        Invalid("""
+import dramatiq
+
+dramatiq.set_encoder(dramatiq.PickleEncoder())
+""", expect=3, fixed="""
+import dramatiq
+
+dramatiq.set_encoder(dramatiq.JSONEncoder())
+""", note="Dramatiq"),
+        Invalid("""
+from taskiq_redis import ListQueueBroker
+from taskiq.serializers import PickleSerializer
+
+broker = ListQueueBroker("redis://localhost").with_serializer(PickleSerializer())
+""", expect=4, note="Taskiq; no fix: JSONSerializer is not imported"),
+        Invalid("""
+import taskiq
+from taskiq_redis import ListQueueBroker
+
+broker = ListQueueBroker("redis://localhost").with_serializer(taskiq.serializers.PickleSerializer())
+""", expect=4, fixed="""
+import taskiq
+from taskiq_redis import ListQueueBroker
+
+broker = ListQueueBroker("redis://localhost").with_serializer(taskiq.serializers.JSONSerializer())
+""", note="Taskiq, spelled through the module"),
         Invalid("""
 from celery import Celery
 
@@ -170,9 +219,12 @@ CELERY_ACCEPT_CONTENT = ['json']
             for key, resolved in app.setting_sites:
                 if key in SERIALIZER_SETTINGS and resolved.keyword is not None and resolved.file is not None:
                     self._judge(ctx, resolved.file, resolved.keyword, resolved.value, f"`{key}`")
+        for site in ctx.project.sites:
+            chosen = site.norm.get("serializer")
+            if chosen is not None and chosen.value == "pickle" and chosen.source != "default" and \
+                    chosen.keyword is not None:
+                self._encoder(ctx, site, chosen)
         for task in ctx.project.tasks:
-            if task.framework != "celery":
-                continue
             for level in task.levels.values():
                 opt = level.get("serializer")
                 if opt is not None and opt.keyword is not None and opt.file is not None:
@@ -184,6 +236,19 @@ CELERY_ACCEPT_CONTENT = ['json']
                 if call.method == "apply_async" and kw is not None:
                     self._judge(ctx, facts, kw, ctx.project.fold(kw.value).value, "`apply_async(serializer=...)`",
                                 statement=call.statement)
+
+    def _encoder(self, ctx: RuleContext, site, chosen) -> None:
+        """``set_encoder(dramatiq.PickleEncoder())``, ``with_serializer(PickleSerializer())``."""
+        value = chosen.keyword.value
+        fix = None
+        if value.kind == "call" and value.call is not None and "." in value.call.dotted:
+            name = value.call.dotted.rpartition(".")[2]
+            if name.startswith("Pickle"):
+                end = value.call.func_end
+                new = "JSON" + name[len("Pickle"):]
+                fix = ctx.fix(site.file, f"Use `{new}`", [Edit(end - len(name), end, new)])
+        ctx.report(site.file, value.span, f"{site.profile.title} is told to pickle messages ({chosen.source}): any "
+                   "message on the broker can run code on the workers", fix=fix)
 
     def _judge(self, ctx: RuleContext, facts: FileFacts, kw: Keyword, value, what: str, statement=None) -> None:
         if is_pickle(value):
