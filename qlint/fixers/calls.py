@@ -33,6 +33,8 @@ def _indent_of_line(data: bytes, offset: int) -> str:
 
 def _last_argument_end(call: CallFact) -> int | None:
     ends = [a.span.end for a in call.args] + [k.span.end for k in call.kwargs.values()]
+    if call.args_end is not None and ends and not call.has_star:
+        ends.append(call.args_end)  # a parenthesized argument ends after its ``)``
     return max(ends) if ends else None
 
 

@@ -221,6 +221,8 @@ class _Extractor(cst.CSTVisitor):
             j -= 1
         fact.rpar = j
         args = list(node.args)
+        if args:
+            fact.args_end = self.span(args[-1]).end
         for index, arg in enumerate(args):
             if arg.star:
                 fact.has_star = True

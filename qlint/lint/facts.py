@@ -76,6 +76,7 @@ class CallFact:
     handler: "HandlerFact | None" = None
     statement: Span | None = None
     awaited: bool = False  # ``await <call>``
+    args_end: int | None = None  # end of the last argument, its parentheses included: ``f((a, b))``
     inner: "CallFact | None" = None  # the call this method is called on: ``Queue(...)`` in ``Queue(...).enqueue(f)``
 
 

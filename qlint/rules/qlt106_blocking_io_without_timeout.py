@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from qlint.fixers.calls import add_keywords, replace_span
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
-from qlint.lint.facts import CallFact, FunctionFact, Span, Value
+from qlint.lint.facts import CallFact, FunctionFact, Value
 from qlint.lint.model import Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.rules._common import number_text, task_functions
@@ -67,30 +67,6 @@ def _timeout_argument(call: CallFact, client: _Client) -> Value | None:
     if client.position is not None and len(call.args) > client.position:
         return call.args[client.position]
     return None
-
-
-def _parenthesized_args(call: CallFact, data: bytes) -> CallFact:
-    """``call`` with its positional arguments' spans widened over the parentheses around them.
-
-    A positional argument's value span leaves out its own parentheses (``(host, 80)`` is
-    recorded as ``host, 80``), so a keyword added after it would land inside them.
-    """
-    blank = b" \t\r\n\\"
-    args = []
-    for arg in call.args:
-        start, end = arg.span.start, arg.span.end
-        while call.lpar is not None and call.rpar is not None:
-            before = start - 1
-            while before >= call.lpar and data[before] in blank:
-                before -= 1
-            after = end
-            while after < call.rpar and data[after] in blank:
-                after += 1
-            if before < call.lpar or after >= call.rpar or data[before] != 0x28 or data[after] != 0x29:
-                break
-            start, end = before, after + 1
-        args.append(arg if (start, end) == (arg.span.start, arg.span.end) else replace(arg, span=Span(start, end)))
-    return replace(call, args=args)
 
 
 def _reason(call: CallFact, client: _Client, missing: bool) -> str:
@@ -556,7 +532,7 @@ async def crawl(url):
                         if not client.default_unbounded:
                             continue
                         src = ctx.source(task.file)
-                        edits = add_keywords(src, _parenthesized_args(call, src.utf8), [("timeout", timeout_text)])
+                        edits = add_keywords(src, call, [("timeout", timeout_text)])
                         title = f"Add `timeout={timeout_text}`"
                     elif _unbounded(value, client):
                         edits = [replace_span(value, timeout_text)]
