@@ -18,6 +18,18 @@ COMMITTED = {
     "QLT204": "retry-without-bind",
     "QLT205": "retry-loses-exception",
     "QLT501": "pickle-serializer-enabled",
+    "QLT206": "implicit-retry-policy",
+    "QLT207": "retry-never-scheduled",
+    "QLT502": "pickle-serializer-by-default",
+    "QLT103": "time-limit-not-enforced",
+    "QLT104": "suspicious-duration-unit",
+    "QLT107": "invalid-timeout-value",
+    "QLT306": "unknown-failure-handler",
+    "QLT106": "blocking-io-without-timeout",
+    "QLT605": "blocking-call-in-async-task",
+    "QLT105": "timeout-exception-swallowed",
+    "QLT601": "blocking-wait-in-task",
+    "QLT606": "async-task-unsupported",
 }
 SECTIONS = ["## What it does", "## Why is this bad?", "## Example", "Use instead:", "## Fix safety", "## References"]
 

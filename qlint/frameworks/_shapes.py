@@ -57,13 +57,20 @@ def _constructs(project: Project, call: CallFact, is_class: Callable[[str], bool
     if not call.qualified:
         return False
     with project.parsed_only():
-        target = project.canonical(call.qualified)
-        if is_class(target):
-            return True
-        found = project.class_named(target)
-        if found is None:
-            return False
-        return any(b.kind == "name" and is_class(project.canonical(b.qualified)) for b in found[1].bases)
+        return is_or_subclass(project, project.canonical(call.qualified), is_class)
+
+
+def is_or_subclass(project: Project, qualified: str, accept: Callable[[str], bool], depth: int = 0) -> bool:
+    """``qualified`` is accepted, or is a project class with an accepted class among its bases."""
+    if accept(qualified):
+        return True
+    if depth > 6:
+        return False
+    found = project.class_named(qualified)
+    if found is None:
+        return False
+    return any(b.kind == "name" and is_or_subclass(project, project.canonical(b.qualified), accept, depth + 1)
+               for b in found[1].bases)
 
 
 @dataclass
@@ -81,7 +88,7 @@ def match_decorator(project: Project, dec: CallFact, is_target: Callable[[str], 
     if depth > 4 or not dec.qualified:
         return None
     target = project.canonical(dec.qualified)
-    if is_target(target):
+    if is_or_subclass(project, target, is_target):  # RQ's ``job`` is a class: projects subclass it
         return DecoratorMatch(target)
     assigned = project.assignment(target)
     if assigned is not None:
@@ -181,10 +188,11 @@ def duration_string(value: str) -> float | None:
     return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2).lower()]
 
 
-def invalid_duration(r: Resolved, *, strings: bool = False, minus_one: bool = False,
-                     zero: bool = True) -> str | None:
-    """Why a literal duration is rejected at run time, or None. ``strings``: "10m" forms are
-    accepted (RQ); ``minus_one``: -1 means unbounded; ``zero``: 0 is accepted."""
+def invalid_duration(r: Resolved, consequences: dict[str, str], *, strings: bool = False,
+                     minus_one: bool = False) -> str | None:
+    """What goes wrong at run time with a literal duration, from the framework's ``consequences``
+    by kind ("string", "negative", "zero"; a kind missing there is fine), or None.
+    ``strings``: "10m" forms are accepted (RQ); ``minus_one``: -1 means unbounded."""
     if r.keyword is None or r.keyword.value.kind != "const" or r.env:
         return None  # only literals written where the finding points
     value = r.value
@@ -193,17 +201,22 @@ def invalid_duration(r: Resolved, *, strings: bool = False, minus_one: bool = Fa
     if isinstance(value, str):
         parsed = duration_string(value) if strings else None
         if parsed is None:
-            return f"`{value}` is not a number" + (" or a duration such as \"10m\"" if strings else "")
+            return _consequence(consequences, "string", f"`{value!r}` is not a number")
         value = parsed
     if not isinstance(value, (int, float)):
         return None
     if value == -1 and minus_one:
         return None
     if value < 0:
-        return f"a negative limit ({value})" + (" other than -1 (which means no limit)" if minus_one else "")
-    if value == 0 and not zero:
-        return "0 is rejected" + (" (use -1 for no limit)" if minus_one else "")
+        return _consequence(consequences, "negative", f"a negative limit ({value})")
+    if value == 0:
+        return _consequence(consequences, "zero", "a limit of 0")
     return None
+
+
+def _consequence(consequences: dict[str, str], kind: str, what: str) -> str | None:
+    text = consequences.get(kind)
+    return f"{what}: {text}" if text else None
 
 
 def calls_named(project: Project, methods: frozenset[str]) -> Iterator[tuple[FileFacts, CallFact, FunctionFact | None]]:
@@ -218,6 +231,19 @@ def calls_named(project: Project, methods: frozenset[str]) -> Iterator[tuple[Fil
             for call in fn.calls:
                 if id(call) not in seen and (call.method in methods or (not call.method and call.dotted in methods)):
                     yield facts, call, fn
+
+
+def all_calls(facts: FileFacts) -> list[CallFact]:
+    """Every recorded call of a file once: module-level ones, then those in function bodies
+    (a configuration method called in a function is recorded in both lists)."""
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for call in [*facts.calls, *(c for fn in facts.functions for c in fn.calls)]:
+        key = (call.span.start, call.span.end)  # ``Queue(...).enqueue(...)`` starts where ``Queue(...)`` does
+        if key not in seen:
+            seen.add(key)
+            out.append(call)
+    return out
 
 
 def imports_package(facts: FileFacts, packages: tuple[str, ...]) -> bool:

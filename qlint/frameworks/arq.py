@@ -8,7 +8,9 @@ and jobs are pickled unless ``job_serializer`` is set on both the pool and the w
 
 from __future__ import annotations
 
-from qlint.frameworks._shapes import function_for, imports_package, invalid_duration, resolved, scaled, undecorated_task
+from qlint.frameworks._shapes import (
+    all_calls, function_for, imports_package, invalid_duration, resolved, scaled, undecorated_task,
+)
 from qlint.lint.facts import FileFacts, Span, Value
 from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Unit
 
@@ -19,6 +21,14 @@ CREATE_POOL = frozenset({"arq.create_pool", "arq.connections.create_pool"})
 DEFAULT_JOB_TIMEOUT = 300
 DEFAULT_MAX_TRIES = 5
 CRON_MAX_TRIES = 1
+
+# What the worker does with a bad ``timeout`` (``asyncio.wait_for(..., timeout_s)``).
+INVALID = {
+    "string": "arq keeps it as given and the worker fails at start-up with `TypeError` when it adds 10 s to the "
+              "longest timeout",
+    "negative": "`asyncio.wait_for` times out at once: the job fails on every run",
+    "zero": "`asyncio.wait_for(..., 0)` times out at once: the job fails on every run",
+}
 
 PROFILE = Profile(
     FRAMEWORK, "arq", time_limit=Unit("timeout"),
@@ -55,9 +65,13 @@ def collect(project: Project) -> None:
         project.sites.append(site)
         for attr, wrappers, tries in (("functions", FUNC, DEFAULT_MAX_TRIES), ("cron_jobs", CRON, CRON_MAX_TRIES)):
             kw = cls.attrs.get(attr)
-            if kw is None or kw.value.kind != "seq":
+            value = kw.value if kw is not None else None
+            if value is not None and value.kind == "name":  # ``functions = BACKGROUND_FUNCTIONS``
+                found = project.assignment(project.canonical(value.qualified))
+                value = found[1].value if found is not None else None
+            if value is None or value.kind != "seq":
                 continue
-            for element in kw.value.elements:
+            for element in value.elements:
                 found = _registered(project, facts, element, wrappers)
                 if found is None:
                     continue
@@ -70,7 +84,7 @@ def collect(project: Project) -> None:
                 task.options.update(options)
                 _normalise(task, worker, tries, options)
     for facts in project.parsed_files():
-        for call in [*facts.calls, *(c for fn in facts.functions for c in fn.calls)]:
+        for call in all_calls(facts):
             if (call.method or call.dotted) == "create_pool" and project.canonical(call.qualified) in CREATE_POOL:
                 site = Site(FRAMEWORK, "pool", facts, call, PROFILE, anchor=call.span)
                 site.options = {k: resolved(project, kw, facts, "create_pool(...)") for k, kw in call.kwargs.items()}
@@ -102,16 +116,19 @@ def _registered(project: Project, facts: FileFacts, element: Value, wrappers: fr
 def _normalise(task: Task, worker: dict[str, Resolved], tries: int, options: dict[str, Resolved]) -> None:
     timeout = options.get("timeout")
     if timeout is not None and timeout.value is not None:
-        reason = invalid_duration(timeout)
+        reason = invalid_duration(timeout, INVALID)
         if reason is not None:
-            task.invalid_values.append((timeout.keyword, f"arq cannot use {reason}"))
+            task.invalid_values.append((timeout.keyword, reason))
         task.norm["time_limit"] = scaled(timeout)
     elif "job_timeout" in worker:
         task.norm["time_limit"] = scaled(worker["job_timeout"], 1, lambda v: v is None)
     else:
         task.norm["time_limit"] = Resolved(DEFAULT_JOB_TIMEOUT, "default")
     limit = options.get("max_tries") or (worker.get("max_tries") if tries == DEFAULT_MAX_TRIES else None)
-    if limit is not None:
+    retry_jobs = worker.get("retry_jobs")
+    if retry_jobs is not None and retry_jobs.value is False:  # the worker re-runs nothing
+        task.norm["max_retries"] = Resolved(0, retry_jobs.source, retry_jobs.keyword, retry_jobs.file)
+    elif limit is not None:
         value = limit.value - 1 if isinstance(limit.value, int) and not isinstance(limit.value, bool) else UNKNOWN
         task.norm["max_retries"] = Resolved(value, limit.source, limit.keyword, limit.file)
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qlint.frameworks._shapes import invalid_duration
 from qlint.frameworks.celery_settings import OLD_TO_NEW, SETTINGS
 from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword, Span, Value
 import math
@@ -597,7 +598,30 @@ def _limit_seconds(resolved: Resolved | None) -> Resolved:
     return Resolved(number, resolved.source, resolved.keyword, resolved.file, resolved.env)
 
 
+# What Celery's pool does with a bad limit (billiard compares ``start + limit`` with the clock).
+INVALID = {
+    "negative": "the deadline is already past when the task starts, so the pool stops it at once "
+                "(`None` means no limit, not -1)",
+    "string": "the pool compares it with the clock and fails with `TypeError`",
+}
+LIMIT_SETTINGS = {"time_limit": "task_time_limit", "soft_time_limit": "task_soft_time_limit"}
+
+
+def _invalid_limits(task: Task) -> None:
+    seen: set[int] = set()
+    candidates = [level.get(name) for level in task.levels.values() for name in LIMIT_SETTINGS]
+    candidates += [app.settings.get(key) for app in task.apps for key in LIMIT_SETTINGS.values()]
+    for resolved in candidates:
+        if resolved is None or resolved.keyword is None or id(resolved.keyword) in seen:
+            continue
+        seen.add(id(resolved.keyword))
+        reason = invalid_duration(resolved, INVALID)
+        if reason is not None:
+            task.invalid_values.append((resolved.keyword, reason))
+
+
 def _normalise(task: Task) -> None:
+    _invalid_limits(task)
     options = task.options
     task.norm["time_limit"] = _limit_seconds(options.get("time_limit"))
     task.norm["soft_time_limit"] = _limit_seconds(options.get("soft_time_limit"))
@@ -616,6 +640,9 @@ def _normalise(task: Task) -> None:
         if pool is not None and isinstance(pool.value, str) and pool.value in UNLIMITED_POOLS:
             task.limits_enforced = False
             task.limits_note = f"the `{pool.value}` pool ({pool.source}) does not enforce time limits"
+        elif pool is not None and pool.value == "gevent":
+            task.soft_limit_enforced = False
+            task.limits_note = f"the `gevent` pool ({pool.source}) enforces the hard limit only, never the soft one"
     task.result_waits = list(_result_waits(task))
 
 

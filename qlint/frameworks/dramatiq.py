@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 from qlint.frameworks._shapes import (
-    chain_of, class_methods, decorated_task, function_for, imports_package, inner_class, match_decorator, resolved,
+    all_calls, chain_of, class_methods, decorated_task, function_for, imports_package, inner_class, invalid_duration,
+    match_decorator, resolved,
     scaled,
 )
 from qlint.lint.facts import CallFact, ClassFact, FileFacts, Keyword, Span, Value
@@ -33,6 +34,7 @@ PROFILE = Profile(
     millisecond_options=("time_limit", "min_backoff", "max_backoff", "max_age", "delay"),
     implicit_retries="retries every exception up to 20 times, backing off from 15 s to 7 days",
     handler_options=("on_retry_exhausted", "on_failure"),
+    handler_objects_on_enqueue=("on_failure",),
     docs="https://dramatiq.io/guide.html",
 )
 INVENTORY = {
@@ -71,12 +73,13 @@ class _Brokers:
             for value in values:
                 if value.kind == "call" and value.call is not None:
                     base = chain_of(value.call)[0]
-                    if _is_broker(project.canonical(base.qualified)):
+                    # A broker class is spelled ``...Broker``; resolving every call would parse the project.
+                    if base.dotted.endswith("Broker") and _is_broker(project.canonical(base.qualified)):
                         self._broker(project, facts, base)
-            for call in [*facts.calls, *(c for fn in facts.functions for c in fn.calls)]:
+            for call in all_calls(facts):
                 if call.method == "set_broker" and call.args and call.args[0].call is not None:
                     base = chain_of(call.args[0].call)[0]  # ``dramatiq.set_broker(RedisBroker(...))``
-                    if _is_broker(project.canonical(base.qualified)):
+                    if base.dotted.endswith("Broker") and _is_broker(project.canonical(base.qualified)):
                         self._broker(project, facts, base)
                 if call.method == "add_middleware" and call.args and imports_package(facts, ("dramatiq",)):
                     name = _middleware_name(project, call.args[0])
@@ -207,9 +210,25 @@ def _unbounded(value) -> bool:
     return isinstance(value, float) and math.isinf(value)
 
 
+# What the TimeLimit middleware does with a bad limit (middleware/time_limit.py).
+INVALID_ON_ACTOR = {
+    "negative": "the deadline is already past when the actor starts: it is interrupted at once",
+    "zero": "the deadline is the start itself: the actor is interrupted at once",
+    "string": "the TimeLimit middleware fails with `TypeError`, the broker logs it and runs the actor with no "
+              "limit",
+}
+# On a message, 0 falls back to the actor's limit (``message.options.get("time_limit") or ...``).
+INVALID_ON_MESSAGE = {k: v.replace("actor starts", "message runs") for k, v in INVALID_ON_ACTOR.items()
+                      if k != "zero"}
+
+
 def _normalise(project: Project, task: Task, brokers: _Brokers) -> None:
     options = task.options
     limit = options.get("time_limit")
+    if limit is not None:
+        reason = invalid_duration(limit, INVALID_ON_ACTOR)
+        if reason is not None:
+            task.invalid_values.append((limit.keyword, reason))
     if limit is not None:
         task.norm["time_limit"] = scaled(limit, 1000, _unbounded)
     elif brokers.installed("TimeLimit") is False:
@@ -233,7 +252,10 @@ def _normalise(project: Project, task: Task, brokers: _Brokers) -> None:
         task.norm["max_retries"] = Resolved(0, "a broker middleware list without Retries")
     else:
         configured = brokers.option(project, "Retries", "max_retries")
-        if configured is not None:
+        broker_when = brokers.option(project, "Retries", "retry_when")
+        if configured is None and broker_when is not None:  # ``Retries(retry_when=...)`` decides for every actor
+            task.norm["max_retries"] = Resolved(UNKNOWN, broker_when.source, broker_when.keyword, broker_when.file)
+        elif configured is not None:
             value = math.inf if configured.value is None else configured.value
             task.norm["max_retries"] = Resolved(value, configured.source, configured.keyword, configured.file)
         elif throws is not None:  # the listed exceptions fail at once; others take the default
@@ -263,13 +285,16 @@ def _sites(project: Project, brokers: _Brokers, tasks: list[Task]) -> list[Site]
     for facts in project.parsed_files():
         if not imports_package(facts, ("dramatiq",)):
             continue
-        for call in [*facts.calls, *(c for fn in facts.functions for c in fn.calls)]:
+        for call in all_calls(facts):
             if call.method == "send_with_options" and (
                     project.canonical(call.qualified).rpartition(".")[0] in actor_names or call.receiver):
                 site = Site(FRAMEWORK, "enqueue", facts, call, PROFILE, anchor=call.span)
                 site.options = {k: resolved(project, kw, facts, "send_with_options") for k, kw in call.kwargs.items()}
                 if "time_limit" in site.options:
                     site.norm["time_limit"] = scaled(site.options["time_limit"], 1000, _unbounded)
+                    reason = invalid_duration(site.options["time_limit"], INVALID_ON_MESSAGE)
+                    if reason is not None:
+                        site.invalid_values.append((site.options["time_limit"].keyword, reason))
                 found = function_for(project, Value("name", call.span, dotted=call.receiver,
                                                     qualified=call.qualified.rpartition(".")[0]))
                 site.task = next((t for t in tasks if found and t.function is found[1]), None)
@@ -290,8 +315,9 @@ def exported_names(project: Project) -> set[str]:
     names: set[str] = set()
     for facts in project.parsed_files():
         for name, kw in facts.assigns.items():
-            if "actor" in name.lower() or kw.value.kind == "call" and kw.value.call is not None and \
-                    "actor" in kw.value.call.dotted.lower():
+            call = kw.value.call if kw.value.kind == "call" else None
+            if "actor" in name.lower() or call is not None and (
+                    "actor" in call.dotted.lower() or any("actor" in a.dotted.lower() for a in call.args[:1])):
                 fake = CallFact(dotted=name, qualified=f"{facts.module}.{name}", span=Span(0, 0), is_call=False)
                 if match_decorator(project, fake, ACTOR.__contains__) is not None:
                     names.add(name)

@@ -35,6 +35,14 @@ INVENTORY = {
 }
 
 
+# What Huey does with a bad ``timeout`` (api.py ``_execute``/``_timeout_context``).
+INVALID = {
+    "string": "Huey computes the deadline as `start + timeout` and raises `TypeError` before the task runs, "
+              "on every run",
+    "negative": "Huey treats a timeout <= 0 as none: the task runs with no limit",
+}
+
+
 def _is_huey(name: str) -> bool:
     return name.startswith("huey.") and name.endswith("Huey") or name == "huey.contrib.djhuey.HUEY"
 
@@ -70,8 +78,12 @@ def collect(project: Project) -> None:
         site.options = {k: resolved(project, kw, instance.file, f"{instance.call.dotted}(...)")
                         for k, kw in instance.call.kwargs.items()}
         serializer = site.options.get("serializer")
-        site.norm["serializer"] = Resolved("pickle", "default") if serializer is None and not instance.call.has_star \
-            else Resolved(None, "serializer=")
+        in_process = project.canonical(instance.call.qualified).endswith(("MemoryHuey", "BlackHoleHuey"))
+        if in_process:  # nothing outside the process can write to its storage
+            site.norm["serializer"] = Resolved(None, "in-process storage")
+        else:
+            site.norm["serializer"] = Resolved("pickle", "default") if serializer is None and \
+                not instance.call.has_star else Resolved(None, "serializer=")
         project.sites.append(site)
 
 
@@ -79,9 +91,9 @@ def _normalise(task: Task) -> None:
     options = task.options
     timeout = options.get("timeout")
     if timeout is not None:
-        reason = invalid_duration(timeout)
+        reason = invalid_duration(timeout, INVALID)
         if reason is not None:
-            task.invalid_values.append((timeout.keyword, f"Huey cannot use {reason}"))
+            task.invalid_values.append((timeout.keyword, reason))
         limit = scaled(timeout, 1, lambda v: v is None)
         task.norm["time_limit"] = limit
     else:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 from qlint.frameworks._shapes import (
-    decorated_task, duration_string, find_instances, function_for, imports_package, invalid_duration, match_decorator,
+    all_calls, decorated_task, duration_string, find_instances, function_for, imports_package, invalid_duration,
+    is_or_subclass, match_decorator,
     resolved, scaled, undecorated_task,
 )
 from qlint.lint.facts import CallFact, FileFacts, Span
@@ -52,10 +53,19 @@ def _seconds(r: Resolved) -> Resolved:
     return scaled(r, 1, _unbounded)
 
 
+# What RQ does with a bad timeout (queue.py, utils.py ``parse_timeout``, timeouts.py).
+INVALID = {
+    "zero": "RQ raises `ValueError('0 timeout is not allowed. Use -1 for infinite timeout')` at enqueue",
+    "string": "RQ raises `TimeoutFormatError` at enqueue (durations are digits and one of s, m, h, d)",
+    "negative": "RQ sets no alarm, so the job never gets `JobTimeoutException`; the worker kills the work "
+                "horse later without one (-1 is the way to say \"no limit\")",
+}
+
+
 def _limit(r: Resolved, owner) -> Resolved:
-    reason = invalid_duration(r, strings=True, minus_one=True, zero=False)
+    reason = invalid_duration(r, INVALID, strings=True, minus_one=True)
     if reason is not None:
-        owner.invalid_values.append((r.keyword, f"RQ raises at enqueue: {reason}"))
+        owner.invalid_values.append((r.keyword, reason))
     return _seconds(r)
 
 
@@ -111,10 +121,11 @@ def resolved_value(project: Project, dec: CallFact, facts: FileFacts) -> Resolve
 def _enqueue_calls(project: Project, queues):
     for facts in project.parsed_files():
         rq_file = imports_package(facts, PACKAGES)
-        for call in [*facts.calls, *(c for fn in facts.functions for c in fn.calls)]:
+        for call in all_calls(facts):
             if call.method not in ENQUEUE:
                 continue
-            receiver = project.canonical(call.qualified.rpartition(".")[0]) if call.receiver else ""
+            with project.parsed_only():
+                receiver = project.canonical(call.qualified.rpartition(".")[0]) if call.receiver else ""
             if rq_file or receiver in queues or call.inner is not None and (
                     call.inner.dotted.rpartition(".")[2] in ("Queue", "get_queue")):
                 yield facts, call
@@ -134,17 +145,14 @@ def _queue_sites(project: Project) -> list[Site]:
     """``Queue(...)`` and ``Worker(...)`` constructions: default timeouts and serializers."""
     sites = []
     for facts in project.parsed_files():
-        if not imports_package(facts, PACKAGES):
-            continue
-        seen: set[int] = set()
-        for call in [*facts.calls, *(c for fn in facts.functions for c in fn.calls)]:
-            if call.span.start in seen or call.method and call.method not in ("Queue", "Worker", "SimpleWorker"):
+        for call in all_calls(facts):
+            if (call.method or call.dotted) not in ("Queue", "Worker", "SimpleWorker"):
                 continue
             target = project.canonical(call.qualified)
-            kind = "queue" if target in QUEUE else "worker" if target in WORKER else None
+            kind = "queue" if is_or_subclass(project, target, QUEUE.__contains__) else "worker" if \
+                is_or_subclass(project, target, WORKER.__contains__) else None
             if kind is None:
                 continue
-            seen.add(call.span.start)
             site = Site(FRAMEWORK, kind, facts, call, PROFILE, anchor=call.span)
             site.options = {k: resolved(project, kw, facts, f"{call.dotted}(...)") for k, kw in call.kwargs.items()}
             timeout = site.options.get("default_timeout")
@@ -175,13 +183,11 @@ def _serializer_name(project: Project, r: Resolved):
 def _retry_sites(project: Project) -> list[Site]:
     sites = []
     for facts in project.parsed_files():
-        seen: set[int] = set()
-        for call in [*facts.calls, *(c for fn in facts.functions for c in fn.calls)]:
-            if (call.method or call.dotted) != "Retry" or call.span.start in seen:
+        for call in all_calls(facts):
+            if (call.method or call.dotted) != "Retry":
                 continue
             if project.canonical(call.qualified) not in RETRY:
                 continue
-            seen.add(call.span.start)
             site = Site(FRAMEWORK, "retry", facts, call, PROFILE, anchor=call.span)
             site.options = {k: resolved(project, kw, facts, "Retry(...)") for k, kw in call.kwargs.items()}
             if call.args:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from qlint.frameworks._shapes import (
-    chain_of, decorated_task, find_instances, invalid_duration, match_decorator, resolved, scaled,
+    all_calls, chain_of, decorated_task, find_instances, invalid_duration, match_decorator, resolved, scaled,
 )
 from qlint.lint.facts import CallFact, FileFacts, Keyword, Value
 from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Unit
@@ -52,7 +52,7 @@ def _retry_middleware(project: Project) -> bool | None:
     """Whether any broker gets a retry middleware: True, False, or None when qlint cannot tell."""
     found = False
     for facts in project.parsed_files():
-        calls = [*facts.calls, *(c for fn in facts.functions for c in fn.calls)]
+        calls = all_calls(facts)
         for kw in facts.assigns.values():
             if kw.value.kind == "call" and kw.value.call is not None:
                 calls.extend(chain_of(kw.value.call))
@@ -102,7 +102,7 @@ def collect(project: Project) -> None:
             if call.method == "with_serializer" and call.args:
                 project.sites.extend(_serializer_site(project, instance.file, call, call.args[0]))
     for facts in project.parsed_files():
-        for call in [*facts.calls, *(c for fn in facts.functions for c in fn.calls)]:
+        for call in all_calls(facts):
             if call.method == "with_labels" and call.inner is not None and call.inner.method == "kicker":
                 site = Site(FRAMEWORK, "enqueue", facts, call, PROFILE, anchor=call.span)
                 site.options = {k: resolved(project, kw, facts, "with_labels(...)") for k, kw in call.kwargs.items()}
@@ -120,10 +120,18 @@ def _serializer_site(project: Project, facts: FileFacts, call: CallFact, arg: Va
     return [site]
 
 
+# What the receiver does with a bad ``timeout`` label (``anyio.fail_after(float(timeout))``).
+INVALID = {
+    "string": "the receiver's `float(timeout)` raises `ValueError` and the task fails on every run",
+    "negative": "`anyio.fail_after` times out at once: the task fails on every run",
+    "zero": "`anyio.fail_after(0)` times out at once: the task fails on every run",
+}
+
+
 def _timeout(r: Resolved, owner) -> Resolved:
-    reason = invalid_duration(r)
+    reason = invalid_duration(r, INVALID)
     if reason is not None:
-        owner.invalid_values.append((r.keyword, f"Taskiq fails the task: {reason}"))
+        owner.invalid_values.append((r.keyword, reason))
     return scaled(r, 1, lambda v: v is None)
 
 

@@ -107,6 +107,9 @@ class Profile:
     implicit_retries: str = ""
     # Options whose string value names another task, called when this one fails (QLT306).
     handler_options: tuple[str, ...] = ()
+    # Of those, the ones an enqueue call turns from a task object into its name (Dramatiq's
+    # ``send_with_options(on_failure=actor)``); anywhere else a task object is not accepted.
+    handler_objects_on_enqueue: tuple[str, ...] = ()
     docs: str = ""  # the framework's documentation, for messages
 
 
@@ -159,6 +162,7 @@ class Task:
     # a worker setting qlint has not seen (Huey's worker type).
     limits_enforced: bool | None = True
     limits_note: str = ""
+    soft_limit_enforced: bool = True  # False where only the hard limit holds (Celery's gevent pool); why: limits_note
     # False when the framework ignores an option a fix would add (a Dramatiq broker without
     # the TimeLimit middleware rejects ``time_limit=``).
     limit_fixable: bool = True
