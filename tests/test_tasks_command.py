@@ -292,3 +292,31 @@ def test_usage_errors_exit_2_without_traceback(project, args):
     proc = _subprocess(project, "tasks", *args)
     assert proc.returncode == 2
     assert "qlint: error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_other_frameworks_show_normalised_seconds_and_sources(tmp_path, monkeypatch, capsys):
+    """Dramatiq milliseconds come out as seconds; middleware, wrappers, ``Meta`` and ``func(...)``
+    are named as sources; a column a framework does not model is unknown, not a guess."""
+    from test_frameworks_realistic import PROJECTS
+
+    def rows_of(framework):
+        write_project(tmp_path / framework, PROJECTS[framework])
+        monkeypatch.chdir(tmp_path / framework)
+        return inventory(capsys)
+
+    rows = rows_of("dramatiq")
+    resize, notify, nightly = rows["resize"], rows["notify"], rows["Nightly"]
+    assert resize["framework"] == "dramatiq"
+    assert brief(resize["time_limit"]) == (0.06, "decorator", "app/actors.py")  # time_limit=60 is 60 ms
+    assert brief(resize["queue"])[:2] == ("default", "wrapper app.actors.task")
+    assert brief(notify["time_limit"]) == (900.0, "TimeLimit(...) middleware", "app/broker.py")
+    assert brief(notify["max_retries"]) == (5, "Retries(...) middleware", "app/broker.py")
+    assert brief(nightly["time_limit"]) == (3600.0, "class Nightly.Meta", "app/actors.py")
+    rows = rows_of("arq")
+    assert brief(rows["crawl"]["time_limit"]) == (120.0, "func(...)", "app/worker.py")
+    assert brief(rows["digest"]["time_limit"]) == (300, "default", None)  # arq's job_timeout
+    assert rows["digest"]["serializer"]["known"] is False  # WorkerSettings.job_serializer is set
+    rows = rows_of("rq")
+    assert brief(rows["app.jobs.ping"]["time_limit"]) == (180, "default", None)  # RQ's default timeout
+    assert brief(rows["app.jobs.export"]["time_limit"]) == (600.0, "decorator", "app/jobs.py")  # "10m"
+    assert rows["app.jobs.ping"]["serializer"]["known"] is False  # per queue: not a task's property

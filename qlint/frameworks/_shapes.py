@@ -234,11 +234,15 @@ def calls_named(project: Project, methods: frozenset[str]) -> Iterator[tuple[Fil
 
 
 def all_calls(facts: FileFacts) -> list[CallFact]:
-    """Every recorded call of a file once: module-level ones, then those in function bodies
-    (a configuration method called in a function is recorded in both lists)."""
+    """Every recorded call of a file once: module-level ones, those in function bodies (a
+    configuration method called in a function is recorded in both lists), and the calls
+    assigned to names (``slow = RQQueue(...)`` under an import alias the recorder does not know)."""
     seen: set[tuple[int, int]] = set()
     out = []
-    for call in [*facts.calls, *(c for fn in facts.functions for c in fn.calls)]:
+    assigned = [v.call for v in (*(kw.value for kw in facts.assigns.values()),
+                                 *(v for fn in facts.functions for v in fn.local_calls.values()))
+                if v.kind == "call" and v.call is not None]
+    for call in [*facts.calls, *(c for fn in facts.functions for c in fn.calls), *assigned]:
         key = (call.span.start, call.span.end)  # ``Queue(...).enqueue(...)`` starts where ``Queue(...)`` does
         if key not in seen:
             seen.add(key)

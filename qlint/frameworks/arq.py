@@ -41,7 +41,7 @@ INVENTORY = {
     "queue": {"default": "arq:queue"},
     "time_limit": {"norm": "time_limit"},
     "max_retries": {"norm": "max_retries"},
-    "serializer": {"default": "pickle"},
+    "serializer": {"norm": "serializer"},
 }
 
 
@@ -83,6 +83,8 @@ def collect(project: Project) -> None:
                 tasks[id(fn)] = task
                 task.options.update(options)
                 _normalise(task, worker, tries, options)
+                task.norm["serializer"] = site.norm["serializer"] if site.norm["serializer"].value == "pickle" else \
+                    Resolved(UNKNOWN, f"{cls.name}.job_serializer", worker["job_serializer"].keyword, facts)
     for facts in project.parsed_files():
         for call in all_calls(facts):
             if (call.method or call.dotted) == "create_pool" and project.canonical(call.qualified) in CREATE_POOL:

@@ -41,7 +41,7 @@ INVENTORY = {
     "queue": {"option": "queue_name", "default": "default"},
     "time_limit": {"norm": "time_limit"},
     "max_retries": {"norm": "max_retries"},
-    "serializer": {"default": "json"},
+    "serializer": {"norm": "serializer"},
 }
 
 
@@ -156,7 +156,11 @@ def collect(project: Project) -> None:
         task.async_ready = async_ready
         _normalise(project, task, brokers)
     project.tasks.extend(tasks)
-    project.sites.extend(_sites(project, brokers, tasks))
+    sites = _sites(project, brokers, tasks)
+    project.sites.extend(sites)
+    encoders = [s.norm["serializer"] for s in sites if "serializer" in s.norm]
+    for task in tasks:  # ``set_encoder`` is global: the last one the project runs wins (qlint takes the last read)
+        task.norm["serializer"] = encoders[-1] if encoders else Resolved("json", "default")
 
 
 def _generic_actor(project: Project, facts: FileFacts, cls: ClassFact) -> Task | None:

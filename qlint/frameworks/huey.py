@@ -31,7 +31,6 @@ INVENTORY = {
     "queue": {"default": "(the Huey instance)"},
     "time_limit": {"norm": "time_limit"},
     "max_retries": {"norm": "max_retries"},
-    "serializer": {"default": "pickle"},
 }
 
 

@@ -38,7 +38,6 @@ INVENTORY = {
     "queue": {"option": "queue", "default": "default"},
     "time_limit": {"norm": "time_limit"},
     "max_retries": {"norm": "max_retries"},
-    "serializer": {"default": "pickle"},
 }
 
 
@@ -146,7 +145,7 @@ def _queue_sites(project: Project) -> list[Site]:
     sites = []
     for facts in project.parsed_files():
         for call in all_calls(facts):
-            if (call.method or call.dotted) not in ("Queue", "Worker", "SimpleWorker"):
+            if not call.qualified.endswith(("Queue", "Worker")):
                 continue
             target = project.canonical(call.qualified)
             kind = "queue" if is_or_subclass(project, target, QUEUE.__contains__) else "worker" if \

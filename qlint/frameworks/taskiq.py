@@ -32,7 +32,6 @@ INVENTORY = {
     "queue": {"default": "(the broker)"},
     "time_limit": {"norm": "time_limit"},
     "max_retries": {"norm": "max_retries"},
-    "serializer": {"default": "json"},
 }
 
 

@@ -56,6 +56,12 @@ class SoftLimitNotBelowHard(Rule):
         ...
     ```
 
+    ## Per framework
+    - **Celery** only: `@app.task(time_limit=60, soft_time_limit=60)`, the same pair on a task
+      class, or `task_time_limit`/`task_soft_time_limit` in the configuration.
+    The other frameworks have one limit per task (RQ `timeout`, Dramatiq `time_limit`, Huey
+    `timeout`, Taskiq `timeout`, arq `timeout`): there is no soft limit to compare.
+
     ## Fix safety
     The fix rewrites the soft limit to 10% below the hard limit (at least 30 s below), when
     the soft limit is written as a number in place. It is unsafe: the task now gets

@@ -79,6 +79,11 @@ class RetryOnAnyException(Rule):
     or keep the catch-all and exempt deterministic failures with
     `dont_autoretry_for=(TypeError, ValueError, KeyError)`.
 
+    ## Per framework
+    - **Celery** only: `@app.task(autoretry_for=(Exception,))` without `dont_autoretry_for`.
+    Dramatiq retries every exception by default (QLT206 reports that, opt-in); RQ, Huey, Taskiq
+    and arq have no per-exception retry list.
+
     ## Fix safety
     No fix is offered: which exceptions are transient is a decision about the task's
     dependencies that only its authors can make.

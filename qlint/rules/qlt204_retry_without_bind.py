@@ -76,6 +76,10 @@ class RetryWithoutBind(Rule):
             raise self.retry(exc=exc)
     ```
 
+    ## Per framework
+    - **Celery** only: `self.retry()` / `self.request` in a task without `bind=True`. No other
+      framework hands the task object to its function as `self`.
+
     ## Fix safety
     The fix adds `bind=True` to the decorator (or turns an explicit `bind=False` into
     `True`), and only when the function's first parameter is named `self`. It is unsafe:

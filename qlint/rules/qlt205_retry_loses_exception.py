@@ -61,6 +61,10 @@ class RetryLosesException(Rule):
             raise self.retry(exc=exc, countdown=10)
     ```
 
+    ## Per framework
+    - **Celery** only: `self.retry(countdown=5)` inside `except ... as exc` without `exc=exc`.
+      No other framework retries through a method of the task.
+
     ## Fix safety
     The fix adds `exc=<name>` to the call, naming the exception in the `except` clause
     first when it has no `as` name (a bare `except:` becomes the equivalent
