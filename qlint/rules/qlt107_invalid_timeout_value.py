@@ -42,6 +42,14 @@ class InvalidTimeoutValue(Rule):
     ```
 
     ## Per framework
+    - Celery: a negative or non-numeric `time_limit`/`soft_time_limit` on a task, a task
+      class or in `task_time_limit`/`task_soft_time_limit` (the deadline is already past:
+      the pool stops the task as it starts; `None`, not `-1`, means no limit).
+      `@app.task(time_limit=-1)`.
+    - Dramatiq: a negative, zero or non-numeric `time_limit` on an actor (interrupted at
+      once; a string makes the TimeLimit middleware fail and the actor run unbounded), and a
+      negative or non-numeric one in `send_with_options` (0 there falls back to the actor's).
+      `@dramatiq.actor(time_limit=0)`.
     - RQ: `job_timeout=0` (`enqueue`, `enqueue_in`, `enqueue_at`), `timeout=0`
       (`enqueue_call`, `@job(...)`), a negative number other than `-1`, or a string that
       is neither a number nor a duration such as `"10m"`.
@@ -51,7 +59,7 @@ class InvalidTimeoutValue(Rule):
       `@broker.task(timeout=-1)`.
     - Huey: a negative or non-numeric `timeout` on a task.
       `@huey.task(timeout="5m")`.
-    - arq: a negative or non-numeric `timeout` in `func(...)`.
+    - arq: a negative, zero or non-numeric `timeout` in `func(...)` or `cron(...)`.
       `functions = [func(send_report, timeout=-1)]`.
 
     Not reported: RQ's `-1` (no limit: QLT101's concern), RQ duration strings (`"10m"`,
@@ -72,7 +80,7 @@ class InvalidTimeoutValue(Rule):
     summary = "Time limit the framework rejects at run time"
     severity = Severity.ERROR
     fix_availability = "None"
-    frameworks = ("rq", "taskiq", "huey", "arq")
+    frameworks = ("celery", "rq", "dramatiq", "huey", "taskiq", "arq")
 
     VALID = [
         Valid("""
