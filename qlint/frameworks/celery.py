@@ -14,7 +14,7 @@ from qlint.frameworks.celery_settings import OLD_TO_NEW, SETTINGS
 from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword, Span, Value
 import math
 
-from qlint.lint.model import UNKNOWN, App, Profile, Project, Resolved, Task, Unit, seconds
+from qlint.lint.model import UNKNOWN, App, Profile, Project, Resolved, Site, Task, Unit, seconds
 
 FRAMEWORK = "celery"
 CELERY_CLASSES = frozenset({"celery.Celery", "celery.app.Celery", "celery.app.base.Celery"})
@@ -101,7 +101,54 @@ class _DecoratorInfo:
     accepts_options: bool = True
 
 
+ENQUEUE_METHODS = frozenset({"delay", "apply_async", "delay_on_commit", "apply_async_on_commit", "s", "si",
+                             "signature"})
+
+
 def collect(project: Project) -> None:
+    _collect_tasks(project)
+    project.sites.extend(_enqueue_sites(project, [t for t in project.tasks if t.framework == FRAMEWORK]))
+
+
+def _enqueue_sites(project: Project, tasks: list[Task]) -> list[Site]:
+    """``task.delay(...)``, ``task.apply_async(...)``, signatures, ``app.send_task("name")``:
+    where each sits (function, loop, ``with`` block) is on the call."""
+    by_name: dict[str, Task] = {}
+    for task in tasks:
+        if task.function is not None:
+            by_name[f"{task.file.module}.{task.function.name}"] = task
+        elif task.cls is not None:
+            by_name[f"{task.file.module}.{task.cls.name}"] = task
+    by_task_name = {t.name: t for t in tasks}
+    app_names = {a.qualified for a in project.apps}
+    sites = []
+    for facts in project.parsed_files():
+        placed = [(fn, call) for fn in facts.functions for call in fn.calls]
+        inside = {id(call) for _, call in placed}
+        placed += [(None, call) for call in facts.calls if id(call) not in inside]
+        for fn, call in placed:
+            if call.method in ENQUEUE_METHODS and call.receiver:
+                with project.parsed_only():
+                    target = project.canonical(call.qualified.rpartition(".")[0])
+                task = by_name.get(target)
+                if task is None:
+                    continue
+            elif call.method == "send_task" and call.args:
+                with project.parsed_only():
+                    if project.canonical(call.qualified.rpartition(".")[0]) not in app_names:
+                        continue
+                name = project.fold(call.args[0]).value
+                task = by_task_name.get(name) if isinstance(name, str) else None
+            else:
+                continue
+            site = Site(FRAMEWORK, "enqueue", facts, call, PROFILE, anchor=call.span, task=task, function=fn)
+            site.options = {k: Resolved(project.fold(kw.value).value, f"{call.method}(...)", kw, facts)
+                            for k, kw in call.kwargs.items()}
+            sites.append(site)
+    return sites
+
+
+def _collect_tasks(project: Project) -> None:
     apps = _find_apps(project)
     project.apps.extend(apps)
     by_name = {a.qualified: a for a in apps}

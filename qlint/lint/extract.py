@@ -42,10 +42,17 @@ RECORDED_METHODS = frozenset({
     "post", "put", "patch", "delete", "head", "options", "request", "stream", "sleep", "check_call",
     "check_output", "Popen", "urlopen", "create_connection", "SMTP", "SMTP_SSL", "FTP", "FTP_TLS", "Client",
     "Session", "AsyncClient",
+    # Failure sinks, transactions and result reads (issue 4's rules).
+    "connect", "init", "on_commit", "delay_on_commit", "apply_async_on_commit", "create", "first", "last",
+    "AsyncResult", "register",
+    # Input validation inside a task body (QLT505/QLT506).
+    "model_validate", "parse_obj", "validate", "load", "validate_python", "full_clean", "is_valid",
 })
 # Plain names whose calls are recorded (``from requests import get`` spells ``get(...)``).
 RECORDED_FUNCTIONS = RECORDED_METHODS | frozenset({
     "Queue", "Worker", "Retry", "create_pool", "func", "cron", "PickleEncoder", "PickleSerializer",
+    "Exchange", "get_object_or_404", "group", "chord", "chain", "chunks", "allow_join_result", "Reject",
+    "isinstance", "TypeAdapter",
 })
 # Module-level method calls recorded besides those in function bodies.
 MODULE_METHODS = frozenset({
@@ -134,6 +141,9 @@ class _Extractor(cst.CSTVisitor):
         self._statement_node: cst.CSTNode | None = None
         self._awaited: cst.CSTNode | None = None
         self._try_count = 0
+        # Enclosing loops and ``with`` statements, per function scope (saved across nested defs).
+        self.loops: list[list[str]] = []  # one entry per enclosing loop: the names it binds
+        self.withs: list[list[Value]] = []
 
     # -- positions -------------------------------------------------------------------
     def span(self, node: cst.CSTNode) -> Span:
@@ -238,6 +248,9 @@ class _Extractor(cst.CSTVisitor):
         if record_context:
             fact.handler = self.handlers[-1] if self.handlers else None
             fact.statement = self.statements[-1] if self.statements else None
+            fact.in_loop = bool(self.loops)
+            fact.loop_vars = [name for names in self.loops for name in names]
+            fact.with_items = [item for items in self.withs for item in items]
         return fact
 
     def decorator(self, node: cst.Decorator) -> CallFact:
@@ -360,6 +373,10 @@ class _Extractor(cst.CSTVisitor):
         if self.functions and isinstance(node.value, cst.Name) and node.value.value == "self":
             self.functions[-1].self_attrs.setdefault(node.attr.value, self.span(node))
 
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        if self.functions and isinstance(node.value, cst.Name):
+            self.functions[-1].subscripted.add(node.value.value)
+
     def visit_Name(self, node: cst.Name) -> None:
         if self.functions:
             self.functions[-1].names.add(node.value)
@@ -367,6 +384,43 @@ class _Extractor(cst.CSTVisitor):
     def visit_Return(self, node: cst.Return) -> None:
         if self.functions and node.value is not None and isinstance(node.value, (cst.Call, cst.Name)):
             self.functions[-1].returns.append(self.value(node.value))
+
+    # -- loops, with, raise --------------------------------------------------------------
+    def visit_For(self, node: cst.For) -> None:
+        self.loops.append(_bound_names(node.target))
+
+    def leave_For(self, original_node: cst.For) -> None:
+        self.loops.pop()
+
+    def visit_While(self, node: cst.While) -> None:
+        self.loops.append([])
+
+    def leave_While(self, original_node: cst.While) -> None:
+        self.loops.pop()
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self.loops.append(_bound_names(node.target))
+
+    def leave_CompFor(self, original_node: cst.CompFor) -> None:
+        self.loops.pop()
+
+    def visit_With(self, node: cst.With) -> None:
+        items = []
+        for item in node.items:
+            expr = item.item.func if isinstance(item.item, cst.Call) else item.item
+            dotted = dotted_name(expr)
+            if dotted:
+                value = Value("name", self.span(expr), dotted=dotted)
+                self.named.append(value)
+                items.append(value)
+        self.withs.append(items)
+
+    def leave_With(self, original_node: cst.With) -> None:
+        self.withs.pop()
+
+    def visit_Raise(self, node: cst.Raise) -> None:
+        if self.functions and node.exc is not None:
+            self.functions[-1].raises.append(self.value(node.exc))
 
     # -- try / except ----------------------------------------------------------------
     def visit_Try(self, node: cst.Try) -> None:
@@ -440,6 +494,8 @@ class _Extractor(cst.CSTVisitor):
             depth=len(self.functions) + len(self.classes),
         )
         fn._body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()  # type: ignore[attr-defined]
+        fn._outer = (self.loops, self.withs)  # type: ignore[attr-defined]  # a nested def starts a new scope
+        self.loops, self.withs = [], []
         self.functions.append(fn)
         self.facts.functions.append(fn)
         if self.classes and len(self.functions) == 1:
@@ -447,7 +503,8 @@ class _Extractor(cst.CSTVisitor):
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         fn = self.functions.pop()
-        del fn._body  # type: ignore[attr-defined]
+        self.loops, self.withs = fn._outer  # type: ignore[attr-defined]
+        del fn._body, fn._outer  # type: ignore[attr-defined]
 
     @property
     def _current_def_body(self):
@@ -518,6 +575,21 @@ class _Extractor(cst.CSTVisitor):
             head, _, rest = aa.target.partition(".")
             base = imports.get(head, f"{module}.{head}")
             aa.qualified = f"{base}.{rest}" if rest else base
+
+
+def _bound_names(target: cst.BaseExpression) -> list[str]:
+    """Names a ``for`` target binds: ``x``, ``(i, x)``, ``[a, *rest]``."""
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        names = []
+        for element in target.elements:
+            value = element.value
+            names.extend(_bound_names(value))
+        return names
+    if isinstance(target, cst.StarredElement):
+        return _bound_names(target.value)
+    return []
 
 
 def _walk_statements(body):

@@ -77,6 +77,12 @@ class CallFact:
     statement: Span | None = None
     awaited: bool = False  # ``await <call>``
     args_end: int | None = None  # end of the last argument, its parentheses included: ``f((a, b))``
+    # Where the call sits inside its function (or module): the names enclosing ``for`` loops and
+    # comprehensions bind (``in_loop`` also for ``while``), and the context managers of enclosing
+    # ``with`` statements, as names (``transaction.atomic`` for ``with transaction.atomic():``).
+    loop_vars: list[str] = field(default_factory=list)
+    in_loop: bool = False
+    with_items: list["Value"] = field(default_factory=list)
     inner: "CallFact | None" = None  # the call this method is called on: ``Queue(...)`` in ``Queue(...).enqueue(f)``
 
 
@@ -118,6 +124,8 @@ class FunctionFact:
     names: set[str] = field(default_factory=set)  # every identifier used, for picking fresh names
     returns: list[Value] = field(default_factory=list)  # ``return <call>`` / ``return <name>`` values (factories)
     local_calls: dict[str, Value] = field(default_factory=dict)  # ``name = [await] call(...)`` in the body
+    raises: list[Value] = field(default_factory=list)  # ``raise <expr>`` in the body (not nested functions)
+    subscripted: set[str] = field(default_factory=set)  # names read with ``name[...]`` in the body
     class_name: str | None = None  # enclosing class for methods
     depth: int = 0  # 0 for module-level functions
 

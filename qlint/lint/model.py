@@ -213,6 +213,7 @@ class Site:
     anchor: Span | None = None  # where a finding about the site itself goes (the call, or the class line)
     task: Task | None = None  # the task an enqueue names, when qlint finds it
     cls: ClassFact | None = None
+    function: FunctionFact | None = None  # the function the call is in (None at module level)
     invalid_values: list[tuple[Keyword, str]] = field(default_factory=list)  # as ``Task.invalid_values``
 
 
