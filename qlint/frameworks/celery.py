@@ -698,17 +698,26 @@ def _result_waits(task: Task):
     functions = [task.function] if task.function is not None else [
         fn for fn in task.file.functions if task.cls is not None and fn.class_name == task.cls.name]
     for fn in functions:
-        bound = {name for name, v in fn.local_calls.items() if v.call is not None and (
-            v.call.method in RESULT_SOURCES or v.call.dotted.rpartition(".")[2] in RESULT_SOURCES
-            or v.call.inner is not None and v.call.inner.dotted.rpartition(".")[2] in ("group", "chain", "chord"))}
+        bound = {name for name, v in fn.local_calls.items() if v.call is not None and _gives_result(v.call)}
         for call in fn.calls:
+            if call.dotted.rpartition(".")[2] == "allow_join_result":
+                yield call, "`allow_join_result()` lifts Celery's guard against waiting on a subtask"
+                continue
             if call.method not in WAIT_METHODS:
                 continue
-            if call.inner is not None and (call.inner.method in RESULT_SOURCES or call.inner.dotted.rpartition(
-                    ".")[2] in RESULT_SOURCES):
-                yield call, f"`.{call.method}()` on the result of `.{call.inner.method or call.inner.dotted}()`"
+            if call.inner is not None and _gives_result(call.inner):
+                source = call.inner.method or call.inner.dotted or "group(...)"
+                yield call, f"`.{call.method}()` on the result of `{source}()`"
             elif call.receiver in bound:
                 yield call, f"`{call.receiver}.{call.method}()` on another task's result"
+
+
+def _gives_result(call: CallFact) -> bool:
+    """A call whose value is another task's result: ``x.delay()``, ``AsyncResult(id)``, ``group(...)()``."""
+    if call.method in RESULT_SOURCES or call.dotted.rpartition(".")[2] in RESULT_SOURCES:
+        return True
+    inner = call.inner
+    return inner is not None and not call.dotted and inner.dotted.rpartition(".")[2] in ("group", "chain", "chord")
 
 
 def _is_zero(value) -> bool:

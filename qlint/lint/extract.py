@@ -217,6 +217,8 @@ class _Extractor(cst.CSTVisitor):
             if isinstance(inner, cst.Call):
                 # ``Broker(...).with_middlewares(...)``, ``Queue(...).enqueue(...)``: keep the chain.
                 fact.inner = self.call(inner)
+        elif isinstance(node.func, cst.Call):
+            fact.inner = self.call(node.func)  # ``group(...)()``: the call whose result is called
         data = self.source_utf8
         i = func_span.end
         while i < span.end and data[i] != 0x28:  # "("

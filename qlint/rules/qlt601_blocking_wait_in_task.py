@@ -169,6 +169,21 @@ class WorkerSettings:
     ]
     INVALID = [
         Invalid("""
+from celery import Celery, group
+from celery.result import allow_join_result
+
+app = Celery("proj")
+
+@app.task
+def add(x):
+    return x
+
+@app.task
+def total(xs):
+    with allow_join_result():
+        return sum(group(add.s(x) for x in xs)().get())
+""", expect=[12, 13], note="Celery: a group's result, waited on under allow_join_result()"),
+        Invalid("""
 from celery import shared_task
 
 @shared_task
