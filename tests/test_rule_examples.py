@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import libcst as cst
 import pytest
 
 from qlint.lint.registry import all_rules
+from qlint.lint.source import SourceFile
+from qlint.manifests import collect as manifests
 from tests.helpers import findings, fix, norm, write_project
 
 
@@ -42,7 +46,10 @@ def test_fix(tmp_path, rule, case):
         return
     assert {k: v for k, v in changed.items()} == {str(tmp_path / k): norm(v) for k, v in expected.items()}
     for path, text in changed.items():
-        cst.parse_module(text)
+        if path.endswith((".yaml", ".yml")) or "Procfile" in path:
+            manifests.read(SourceFile.from_text(Path(path), text))  # still loads, as the same kind of file
+        else:
+            cst.parse_module(text)
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
     again = fix(tmp_path, [rule.code, *case.select])

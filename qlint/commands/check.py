@@ -79,7 +79,11 @@ def run_check(args: argparse.Namespace) -> int:
             if args.fix and not args.diff:
                 sys.stdout.buffer.write(raw)
             return 0
-        if path.suffix in (".py", ".pyi") or args.stdin_filename is None:
+        if path.suffix in (".yaml", ".yml") or path.name.startswith("Procfile"):
+            linter.load([], context=discover([settings.root], settings).python)
+            linter.checked += 1
+            linter.add_manifest(path, raw)
+        elif path.suffix in (".py", ".pyi") or args.stdin_filename is None:
             try:
                 stdin_src = SourceFile.from_bytes(path, raw)
             except UndecodableSource as exc:
@@ -101,6 +105,9 @@ def run_check(args: argparse.Namespace) -> int:
             # still context for cross-file facts (the app's configuration, constants).
             context = [p for p in discover([settings.root], settings).python if str(p) not in checked]
         linter.load(found.python, context=context)
+        manifest_paths = [*found.yaml, *found.procfiles]
+        linter.load_manifests(manifest_paths)
+        checked |= {str(p) for p in manifest_paths}
 
     if add_noqa:  # suppress every finding in place instead of reporting it (qlint.commands.add_noqa)
         from qlint.commands.add_noqa import run_add_noqa
@@ -153,8 +160,12 @@ def run_check(args: argparse.Namespace) -> int:
     for failure in dict.fromkeys(linter.rule_failures):  # once, however many fix rounds hit it
         print(f"qlint: error: {failure}", file=sys.stderr)
     if args.verbose:
-        print(f"qlint: {len(checked)} Python files checked, {len(linter.facts)} parsed "
-              f"({linter.from_cache} from the cache), {time.perf_counter() - started:.2f} s", file=sys.stderr)
+        for path, why in linter.skipped:
+            print(f"qlint: skipped {_display(path, cwd)}: {why}", file=sys.stderr)
+        python = len(checked) - len(linter.manifests) - len(linter.skipped)
+        print(f"qlint: {python} Python files checked, {len(linter.facts)} parsed "
+              f"({linter.from_cache} from the cache), {len(linter.manifests)} manifests read, "
+              f"{len(linter.skipped)} skipped, {time.perf_counter() - started:.2f} s", file=sys.stderr)
 
     if errors or linter.rule_failures:
         return 2

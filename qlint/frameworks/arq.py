@@ -13,6 +13,7 @@ from qlint.frameworks._shapes import (
 )
 from qlint.lint.facts import FileFacts, Span, Value
 from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Unit
+from qlint.manifests.commands import WorkerCli
 
 FRAMEWORK = "arq"
 FUNC = frozenset({"arq.func", "arq.worker.func"})
@@ -29,6 +30,11 @@ INVALID = {
     "negative": "`asyncio.wait_for` times out at once: the job fails on every run",
     "zero": "`asyncio.wait_for(..., 0)` times out at once: the job fails on every run",
 }
+
+# ``arq module.WorkerSettings`` (arq/cli.py).
+CLI = WorkerCli(programs=("arq",), roles={"": "worker"}, value_flags={"--custom-log-dict": "custom_log_dict"},
+                bool_flags={"--burst": "burst", "--no-burst": "no_burst", "--check": "check", "-v": "verbose",
+                            "--verbose": "verbose", "--watch": "watch"})
 
 PROFILE = Profile(
     FRAMEWORK, "arq", time_limit=Unit("timeout"),

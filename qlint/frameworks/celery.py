@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qlint.frameworks._shapes import invalid_duration
+from qlint.manifests.commands import WorkerCli
 from qlint.frameworks.celery_settings import OLD_TO_NEW, SETTINGS
 from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword, Span, Value
 import math
@@ -101,6 +102,24 @@ class _DecoratorInfo:
     accepts_options: bool = True
 
 
+# ``celery worker`` / ``celery beat`` (celery/bin/worker.py, beat.py, 5.7).
+CLI = WorkerCli(
+    programs=("celery",), roles={"worker": "worker", "beat": "scheduler"},
+    django_commands={"celery": "worker"},
+    value_flags={"-A": "app", "--app": "app", "-c": "concurrency", "--concurrency": "concurrency",
+                 "--autoscale": "autoscale", "-P": "pool", "--pool": "pool",
+                 "--max-tasks-per-child": "max_tasks_per_child", "--max-memory-per-child": "max_memory_per_child",
+                 "--time-limit": "time_limit", "--soft-time-limit": "soft_time_limit", "-Q": "queues",
+                 "--queues": "queues", "-l": "loglevel", "--loglevel": "loglevel", "-n": "hostname",
+                 "--hostname": "hostname", "--prefetch-multiplier": "prefetch_multiplier", "-s": "schedule",
+                 "--schedule": "schedule", "-S": "scheduler", "--scheduler": "scheduler", "-b": "broker",
+                 "--broker": "broker", "--workdir": "workdir", "-O": "optimization"},
+    bool_flags={"-B": "beat", "--beat": "beat", "-E": "events", "--without-gossip": "without_gossip",
+                "--without-mingle": "without_mingle", "--without-heartbeat": "without_heartbeat"},
+    pool_flags=("concurrency", "autoscale"), pool_fix="--concurrency", pool_setting="worker_concurrency",
+    pool_default="the prefork pool starts one child per CPU the container sees (`os.cpu_count()`: the node's cores)",
+    adds_scheduler="beat",
+)
 ENQUEUE_METHODS = frozenset({"delay", "apply_async", "delay_on_commit", "apply_async_on_commit", "s", "si",
                              "signature"})
 

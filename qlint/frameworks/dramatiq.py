@@ -17,6 +17,7 @@ from qlint.frameworks._shapes import (
 )
 from qlint.lint.facts import CallFact, ClassFact, FileFacts, Keyword, Span, Value
 from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Unit
+from qlint.manifests.commands import WorkerCli
 
 FRAMEWORK = "dramatiq"
 ACTOR = frozenset({"dramatiq.actor", "dramatiq.actor.actor"})
@@ -26,6 +27,18 @@ DEFAULT_TIME_LIMIT_MS = 600_000
 DEFAULT_MAX_RETRIES = 20
 DEFAULT_MIN_BACKOFF_MS = 15_000
 DEFAULT_MIDDLEWARE = ("AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbacks", "Pipelines", "Retries")
+
+# ``dramatiq module`` (dramatiq/cli.py), django-dramatiq's ``rundramatiq``.
+CLI = WorkerCli(
+    programs=("dramatiq",), roles={"": "worker"}, django_commands={"rundramatiq": "worker"},
+    value_flags={"-p": "processes", "--processes": "processes", "-t": "threads", "--threads": "threads",
+                 "-Q": "queues", "--queues": "queues", "--path": "path", "-P": "path", "--pid-file": "pid_file",
+                 "--log-file": "log_file", "--worker-shutdown-timeout": "worker_shutdown_timeout"},
+    bool_flags={"--watch": "watch", "-v": "verbose", "--verbose": "verbose"},
+    pool_flags=("processes",), pool_fix="--processes",
+    pool_default="dramatiq starts one worker process per CPU the container sees (the node's cores), each with "
+                 "8 threads",
+)
 
 PROFILE = Profile(
     FRAMEWORK, "Dramatiq", time_limit=Unit("time_limit", 1000), max_retries="max_retries",

@@ -16,11 +16,25 @@ from qlint.frameworks._shapes import (
 )
 from qlint.lint.facts import CallFact, Span
 from qlint.lint.model import Profile, Project, Resolved, Site, Task, Unit
+from qlint.manifests.commands import WorkerCli
 
 FRAMEWORK = "huey"
 DECORATORS = ("task", "periodic_task", "context_task")
 DJHUEY = frozenset({f"huey.contrib.djhuey.{n}" for n in
                     ("task", "periodic_task", "db_task", "db_periodic_task", "on_commit_task")})
+
+# ``huey_consumer.py path.to.huey`` (huey/bin/huey_consumer.py, consumer_options.py), djhuey's ``run_huey``.
+# The consumer also runs the periodic-task scheduler unless ``-n``.
+CLI = WorkerCli(
+    programs=("huey_consumer",), roles={"": "worker+scheduler"}, django_commands={"run_huey": "worker+scheduler"},
+    value_flags={"-w": "workers", "--workers": "workers", "-k": "worker_type", "--worker-type": "worker_type",
+                 "-d": "delay", "--delay": "delay", "-m": "max_delay", "--max-delay": "max_delay",
+                 "-b": "backoff", "--backoff": "backoff", "-s": "scheduler_interval",
+                 "--scheduler-interval": "scheduler_interval", "-l": "logfile", "--logfile": "logfile"},
+    bool_flags={"-n": "no_periodic", "--no-periodic": "no_periodic", "-f": "flush_locks",
+                "--flush-locks": "flush_locks", "-v": "verbose", "--verbose": "verbose", "-q": "quiet"},
+    removes_scheduler="no_periodic",
+)
 
 PROFILE = Profile(
     FRAMEWORK, "Huey", time_limit=Unit("timeout"), max_retries="retries", retry_delay=Unit("retry_delay"),

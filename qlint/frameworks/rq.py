@@ -17,6 +17,7 @@ from qlint.frameworks._shapes import (
 )
 from qlint.lint.facts import CallFact, FileFacts, Span
 from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Unit
+from qlint.manifests.commands import WorkerCli
 
 FRAMEWORK = "rq"
 JOB = frozenset({"rq.decorators.job", "rq.job", "django_rq.job", "django_rq.decorators.job"})
@@ -29,6 +30,17 @@ DEFAULT_TIMEOUT = 180
 ENQUEUE = {"enqueue": (0, "job_timeout"), "enqueue_call": (0, "timeout"), "enqueue_in": (1, "job_timeout"),
            "enqueue_at": (1, "job_timeout")}
 PACKAGES = ("rq", "django_rq")
+
+# ``rq worker`` / ``rq worker-pool`` (rq/cli/cli.py, workers.py), django-rq's ``rqworker``.
+CLI = WorkerCli(
+    programs=("rq", "rqworker"), roles={"worker": "worker", "worker-pool": "worker"},
+    django_commands={"rqworker": "worker", "rqworker-pool": "worker"},
+    value_flags={"-u": "url", "--url": "url", "-c": "config", "--config": "config", "-S": "serializer",
+                 "--serializer": "serializer", "-n": "num_workers", "--num-workers": "num_workers",
+                 "-w": "worker_class", "--worker-class": "worker_class", "--max-jobs": "max_jobs",
+                 "--logging_level": "logging_level", "-P": "path", "--path": "path"},
+    bool_flags={"-s": "with_scheduler", "--with-scheduler": "with_scheduler", "-b": "burst", "--burst": "burst"},
+)
 
 PROFILE = Profile(
     FRAMEWORK, "RQ", time_limit=Unit("timeout"), timeout_exceptions=("rq.timeouts.JobTimeoutException",),

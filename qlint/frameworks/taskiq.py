@@ -16,12 +16,23 @@ from qlint.frameworks._shapes import (
 )
 from qlint.lint.facts import CallFact, FileFacts, Keyword, Value
 from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Unit
+from qlint.manifests.commands import WorkerCli
 
 FRAMEWORK = "taskiq"
 SHARED = frozenset({"taskiq.async_shared_broker", "taskiq.brokers.shared_broker.async_shared_broker"})
 DEFAULT_RETRY_COUNT = 3
 SERIALIZERS = {"PickleSerializer": "pickle", "JSONSerializer": "json", "ORJSONSerializer": "json",
                "MSGPackSerializer": "msgpack", "CBORSerializer": "cbor"}
+
+# ``taskiq worker module:broker`` / ``taskiq scheduler module:scheduler`` (taskiq/cli).
+CLI = WorkerCli(
+    programs=("taskiq",), roles={"worker": "worker", "scheduler": "scheduler"},
+    value_flags={"-w": "workers", "--workers": "workers", "--max-async-tasks": "max_async_tasks",
+                 "--max-threadpool-threads": "max_threadpool_threads", "--log-level": "log_level",
+                 "--shutdown-timeout": "shutdown_timeout", "--ack-type": "ack_type"},
+    bool_flags={"--no-parse": "no_parse", "-fsd": "fs_discover", "--fs-discover": "fs_discover",
+                "--reload": "reload"},
+)
 
 PROFILE = Profile(
     FRAMEWORK, "Taskiq", time_limit=Unit("timeout"), max_retries="max_retries",

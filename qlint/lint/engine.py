@@ -24,6 +24,7 @@ from qlint.lint.model import Project
 from qlint.lint.noqa import Suppressions
 from qlint.lint.registry import Rule, code_matches
 from qlint.lint.source import SourceFile, UndecodableSource
+from qlint.manifests import collect as manifests, yamldoc
 from qlint.settings import Settings
 
 FRAMEWORKS = (celery, rq, dramatiq, huey, taskiq, arq)
@@ -84,6 +85,8 @@ class Linter:
         self._late = [r for r in rules if getattr(r, "after_suppression", False)]
         self._rule_seeds = [p for r in rules if (p := getattr(r, "prefilter_seed", None)) is not None]
         self.suppressions: dict[str, Suppressions] | None = None  # as the last ``_suppress`` left them
+        self.manifests: dict[str, manifests.ManifestFile] = {}
+        self.skipped: list[tuple[Path, str]] = []  # manifests not read, and why (verbose output)
 
     # -- loading ---------------------------------------------------------------------
     def load(self, paths: list[Path], context: list[Path] = ()) -> None:
@@ -108,6 +111,40 @@ class Linter:
         self._close()
         if self.cache is not None:
             self.cache.save()
+
+    def load_manifests(self, paths: list[Path]) -> None:
+        """Kubernetes / docker-compose YAML and Procfiles: read, never executed."""
+        for path in paths:
+            self.checked += 1
+            try:
+                raw = path.read_bytes()
+            except OSError as exc:
+                self.errors.append(FileError(path, f"cannot read file: {exc.strerror or exc}"))
+                continue
+            self.add_manifest(path, raw)
+
+    def add_manifest(self, path: Path, raw: bytes) -> None:
+        try:
+            src = SourceFile.from_bytes(path, raw)
+        except UndecodableSource as exc:
+            if yamldoc.looks_like_manifest(raw):
+                self.errors.append(FileError(path, str(exc)))
+            else:
+                self.skipped.append((path, str(exc)))
+            return
+        try:
+            found = manifests.read(src)
+        except yamldoc.Skipped as exc:
+            self.skipped.append((path, str(exc)))
+            return
+        except yamldoc.Invalid as exc:
+            if yamldoc.looks_like_manifest(raw):
+                self.errors.append(FileError(path, str(exc)))
+            else:  # some other YAML file (a CI workflow's cousin): not ours to judge
+                self.skipped.append((path, str(exc)))
+            return
+        self.manifests[str(path)] = found
+        self.sources[str(path)] = src
 
     def _skippable(self, path: Path, raw: bytes, name: str, is_pkg: bool) -> bool:
         """The prefilter's verdict. A file it would skip but that cannot be decoded or parsed is
@@ -251,6 +288,8 @@ class Linter:
         project = self._project()
         for framework in FRAMEWORKS:
             framework.collect(project)
+        project.workloads, project.workers = manifests.join(
+            list(self.manifests.values()), {fw.FRAMEWORK: fw.CLI for fw in FRAMEWORKS})
         ctx = RuleContext(project, self.sources, self.settings)
         for rule_cls in self.rules:
             if rule_cls in self._late:
@@ -280,7 +319,8 @@ class Linter:
             src = self.sources.get(key)
             if src is not None:
                 if key not in suppressions:
-                    suppressions[key] = Suppressions.for_python(src)
+                    suppressions[key] = Suppressions.for_yaml(src) if key in self.manifests else \
+                        Suppressions.for_python(src)
                 sup = suppressions[key]
                 if sup.file_level or code_matches(sup.file_codes, d.code) or sup.suppresses(d.code, d.noqa_rows):
                     continue
@@ -305,6 +345,10 @@ class Linter:
 
     def replace_source(self, src: SourceFile) -> None:
         key = str(src.path)
+        if key in self.manifests:
+            self.manifests[key] = manifests.read(src)
+            self.sources[key] = src
+            return
         old = self.facts.get(key)
         name, is_pkg = (old.module, old.is_package) if old else module_name(src.path)
         self._extract(src, name, is_pkg)

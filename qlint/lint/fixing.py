@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from qlint.manifests import collect as manifests, yamldoc
+
 from qlint.lint.diagnostics import Applicability, Diagnostic, Fix
 from qlint.lint.engine import FileError, Linter
 from qlint.lint.source import SourceFile
@@ -75,9 +77,12 @@ def fix_loop(linter: Linter, unsafe: bool, only: set[str] | None = None) -> FixO
                 continue
             try:
                 text = new_utf8.decode("utf-8")
-                cst.parse_module(text)
+                if path in linter.manifests:  # a manifest must still load as the same kind of file
+                    manifests.read(SourceFile.from_text(src.path, text))
+                else:
+                    cst.parse_module(text)
                 new_raw = src.encode(new_utf8)
-            except (cst.ParserSyntaxError, UnicodeError, RecursionError) as exc:
+            except (cst.ParserSyntaxError, UnicodeError, RecursionError, yamldoc.Invalid, yamldoc.Skipped) as exc:
                 codes = sorted({d.code for d in diags})
                 outcome.errors.append(FileError(src.path, f"fix introduced an error and was not applied "
                                                 f"({', '.join(codes)}): {type(exc).__name__}"))

@@ -235,6 +235,9 @@ class Project:
         self.tasks: list[Task] = []
         self.apps: list[App] = []
         self.sites: list[Site] = []
+        # From manifests (qlint.manifests.collect): workloads and the worker processes they start.
+        self.workloads: list = []
+        self.workers: list = []
         self._fold_stack: set[int] = set()
 
     # -- symbols ---------------------------------------------------------------------

@@ -1,0 +1,101 @@
+"""Edits to YAML text that keep every comment, quote style, flow or block style and indent.
+
+Edits are computed from the node positions PyYAML's composer gives; nothing is re-dumped.
+Each primitive returns an empty list where it cannot be sure of the result (a block
+scalar, a string command whose worker is not its last command), and the fix loop reloads
+every fixed file to prove it still parses.
+"""
+
+from __future__ import annotations
+
+from qlint.lint.diagnostics import Edit
+from qlint.lint.source import SourceFile
+from qlint.manifests.workloads import Token
+from qlint.manifests.yamldoc import Node
+
+
+def _line_bounds(data: bytes, offset: int) -> tuple[int, int]:
+    start = data.rfind(b"\n", 0, offset) + 1
+    end = data.find(b"\n", offset)
+    return start, len(data) if end < 0 else end
+
+
+def _quoted(src: SourceFile, token: Token) -> str:
+    first = src.utf8[token.span.start:token.span.start + 1]
+    return first.decode() if first in (b'"', b"'") else ""
+
+
+def append_argument(src: SourceFile, last: Token, words: list[str], script_end: str = "") -> list[Edit]:
+    """Add ``words`` to a command after its ``last`` word.
+
+    ``last`` is its own list item: a new item after it, in the list's style (flow ``[a, b]``
+    or block ``- a``). Otherwise ``last`` is the string holding the command (compose
+    ``command: celery worker``, or a ``sh -c`` script): the words go at the end of the string,
+    only when the string ends with the command (``script_end`` is its last word).
+    """
+    data = src.utf8
+    start, end = last.span.start, last.span.end
+    if last.own_item:
+        quote = _quoted(src, last)
+        before = data[:start].rstrip()
+        if before.endswith((b"[", b",")):  # flow sequence
+            return [Edit(end, end, "".join(f", {quote}{w}{quote}" for w in words))]
+        line_start, line_end = _line_bounds(data, start)
+        prefix = data[line_start:start].decode("utf-8", "surrogatepass")
+        dash = prefix.rstrip()
+        if not dash.endswith("-") or dash[:-1].strip():
+            return []  # not ``- item`` on a line of its own
+        indent = prefix[: len(prefix) - len(prefix.lstrip())]
+        newline = src.newline
+        return [Edit(line_end, line_end, "".join(f"{newline}{indent}- {quote}{w}{quote}" for w in words))]
+    text = data[start:end].decode("utf-8", "surrogatepass")
+    if text[:1] in ("|", ">") or "\n" in text:
+        return []  # a block or multi-line scalar: not worth the risk
+    quote = text[:1] if text[:1] in ('"', "'") else ""
+    body = text[1:-1] if quote and text.endswith(quote) and len(text) > 1 else text
+    at = end - (1 if quote else 0)
+    at -= len(body) - len(body.rstrip())  # before trailing spaces inside the quotes
+    body = body.rstrip()
+    inner = body[-1:] if body[-1:] in ('"', "'") and not body.endswith(f"\\{body[-1:]}") else ""
+    if inner:  # ``sh -c "... worker"`` written as a plain YAML scalar: the script's own quotes
+        body = body[:-1]
+        at -= 1
+    if script_end and not body.endswith(script_end):
+        return []
+    addition = " " + " ".join(words)
+    if quote == '"' and ('"' in addition or "\\" in addition) or quote == "'" and "'" in addition:
+        return []
+    return [Edit(at, at, addition)]
+
+
+def set_scalar(src: SourceFile, mapping: Node, key: str, value: str, after: str | None = None) -> list[Edit]:
+    """``key: value`` in a block mapping: the value replaced when the key is there, else a new
+    line after the ``after`` key's entry (or the mapping's first key), at the mapping's indent."""
+    data = src.utf8
+    existing = mapping.get(key)
+    if existing is not None:
+        if not existing.is_scalar:
+            return []
+        span = existing.span
+        return [Edit(span.start, span.end, value)]
+    anchor_key = mapping.key_node(after) if after else None
+    if anchor_key is None:
+        first = next(mapping.pairs(), None)
+        if first is None:
+            return []
+        anchor_key = first[1]
+        insert_before = True
+    else:
+        insert_before = False
+    key_start = anchor_key.span.start
+    line_start, line_end = _line_bounds(data, key_start)
+    indent = data[line_start:key_start].decode("utf-8", "surrogatepass")
+    if indent.strip():
+        return []  # a flow mapping or ``- key:``: not a line of its own
+    newline = src.newline
+    if insert_before:
+        return [Edit(line_start, line_start, f"{indent}{key}: {value}{newline}")]
+    entry = mapping.get(after)
+    end = entry.span.end if entry is not None else line_end
+    _, entry_line_end = _line_bounds(data, max(end - 1, key_start))
+    return [Edit(entry_line_end, entry_line_end, f"{newline}{indent}{key}: {value}")]

@@ -1,0 +1,106 @@
+"""Manifest files into workloads and the worker processes they start.
+
+``read`` turns one file (Kubernetes YAML, docker-compose, Procfile) into a ``ManifestFile``;
+``join`` puts every file's workloads together (an HPA in one document scales a Deployment in
+another) and finds the workers in each container's command.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qlint.lint.facts import Span
+from qlint.lint.source import SourceFile
+from qlint.manifests import yamldoc
+from qlint.manifests.commands import WorkerCommand, parse
+from qlint.manifests.workloads import Container, Token, Workload, compose, kubernetes
+
+
+@dataclass
+class Worker:
+    """A worker (or scheduler) process a container starts."""
+
+    command: WorkerCommand
+    container: Container
+    workload: Workload
+
+    @property
+    def framework(self) -> str:
+        return self.command.framework
+
+    def anchor(self, flag: str | None = None) -> Span:
+        """The flag's own list item when there is one, else the ``command:``/``args:`` line."""
+        found = self.command.flags.get(flag) if flag else None
+        if found is not None and found.token.own_item:
+            return Span(found.token.span.start, found.token.span.start)
+        return self.container.command_line or self.container.anchor
+
+
+@dataclass
+class ManifestFile:
+    path: str
+    src: SourceFile
+    workloads: list[Workload] = field(default_factory=list)
+    scalers: list[tuple[str, str, str]] = field(default_factory=list)  # (scaler, target kind, target name)
+
+
+def is_procfile(path: Path) -> bool:
+    return path.name == "Procfile" or path.name.startswith("Procfile.")
+
+
+def read(src: SourceFile) -> ManifestFile:
+    """Raises ``yamldoc.Skipped`` / ``yamldoc.Invalid`` for YAML qlint does not read."""
+    path = str(src.path)
+    result = ManifestFile(path, src)
+    if is_procfile(Path(path)):
+        result.workloads = _procfile(src)
+        return result
+    for doc in yamldoc.documents(src):
+        if not doc.is_map:
+            continue
+        if doc.get("services") is not None and doc.get("kind") is None:
+            result.workloads.extend(compose(doc, path))
+            continue
+        workload, scaler = kubernetes(doc, path)
+        if workload is not None:
+            result.workloads.append(workload)
+        if scaler is not None:
+            result.scalers.append(scaler)
+    return result
+
+
+def _procfile(src: SourceFile) -> list[Workload]:
+    out = []
+    for row in range(1, len(src.line_starts) + 1):
+        start, end = src.line_span(row)
+        line = src.utf8[start:end].decode("utf-8", "surrogatepass")
+        name, sep, command = line.partition(":")
+        if not sep or not name.strip() or name.lstrip().startswith("#"):
+            continue
+        span = Span(start, start)
+        container = Container(name.strip(), span, command_line=span)
+        try:
+            words = shlex.split(command, comments=True)
+        except ValueError:
+            words = command.split()
+        container.argv = [Token(w, Span(start, end), False) for w in words]
+        out.append(Workload("Procfile", name.strip(), str(src.path), span, containers=[container]))
+    return out
+
+
+def join(files: list[ManifestFile], clis: dict) -> tuple[list[Workload], list[Worker]]:
+    workloads = [w for f in files for w in f.workloads]
+    by_name = {(w.kind, w.name): w for w in workloads}
+    for f in files:
+        for scaler, kind, name in f.scalers:
+            target = by_name.get((kind, name))
+            if target is not None:
+                target.autoscaled_by.append(scaler)
+    workers = []
+    for workload in workloads:
+        for container in workload.containers:
+            for command in parse(container.argv, clis):
+                workers.append(Worker(command, container, workload))
+    return workloads, workers

@@ -1,0 +1,175 @@
+"""Worker commands: which framework runs, in which role, with which flags.
+
+A container's ``command``/``args`` (or a compose ``entrypoint``/``command``, or a Procfile
+line) is unwrapped from the launchers around it (``sh -c``, ``exec``, ``dumb-init --``,
+``tini --``, ``poetry run``, ``uv run``, ``python -m``, ``newrelic-admin run-program``,
+``ddtrace-run``, Django's ``manage.py``), then read with the framework's own CLI table
+(``CLI`` in each ``qlint.frameworks`` module).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+
+from qlint.manifests.workloads import Token
+
+LAUNCHERS = frozenset({"exec", "dumb-init", "tini", "--", "ddtrace-run", "opentelemetry-instrument", "nice",
+                       "gosu", "su-exec", "chpst"})
+RUNNERS = {"poetry": "run", "uv": "run", "pipenv": "run", "pdm": "run", "hatch": "run",
+           "newrelic-admin": "run-program", "rye": "run"}
+SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "/bin/sh", "/bin/bash"})
+PYTHONS = frozenset({"python", "python3", "python3.10", "python3.11", "python3.12", "python3.13"})
+SEPARATORS = frozenset({"&&", "||", ";", "|"})
+
+
+@dataclass(frozen=True)
+class WorkerCli:
+    """A framework's worker command line, declared by its framework module."""
+
+    programs: tuple[str, ...]  # executables (``celery``, ``huey_consumer.py``) and ``python -m`` modules
+    roles: dict[str, str]  # subcommand -> "worker" | "scheduler" | "worker+scheduler"; "" key: the program itself
+    django_commands: dict[str, str] = field(default_factory=dict)  # ``manage.py rqworker`` -> role
+    value_flags: dict[str, str] = field(default_factory=dict)  # ``-c``/``--concurrency`` -> "concurrency"
+    bool_flags: dict[str, str] = field(default_factory=dict)  # ``-B``/``--beat`` -> "beat"
+    # Sizing the process pool (QLT402/QLT403): the flags that set it, the one a fix writes, the
+    # setting in the app's configuration that sets it too, and what happens when nothing does.
+    pool_flags: tuple[str, ...] = ()
+    pool_fix: str = ""
+    pool_setting: str = ""
+    pool_default: str = ""
+    adds_scheduler: str = ""  # a flag that runs the scheduler inside the worker (Celery ``-B``)
+    removes_scheduler: str = ""  # a flag that keeps a scheduler-by-default out (Huey ``-n``)
+
+
+@dataclass
+class Flag:
+    value: str | None  # None for a boolean flag
+    token: Token
+
+
+@dataclass
+class WorkerCommand:
+    framework: str
+    roles: set[str]  # "worker", "scheduler"
+    flags: dict[str, Flag]
+    positional: list[Token]
+    tokens: list[Token]
+    cli: WorkerCli | None = None
+
+
+def _words(argv: list[Token]) -> list[list[Token]]:
+    """Commands in ``argv``: shell scripts (``sh -c "a && b"``) split into their commands."""
+    if len(argv) >= 3 and os.path.basename(argv[0].text) in SHELLS and argv[1].text.startswith("-") and \
+            "c" in argv[1].text:
+        script = argv[2]
+        try:
+            words = shlex.split(script.text, comments=True)
+        except ValueError:
+            words = script.text.split()
+        commands, current = [], []
+        for word in words:
+            if word in SEPARATORS:
+                commands.append(current)
+                current = []
+            else:
+                current.append(Token(word, script.span, False))
+        commands.append(current)
+        return [c for c in commands if c]
+    return [argv]
+
+
+def _unwrap(argv: list[Token]) -> list[Token]:
+    i = 0
+    while i < len(argv):
+        word = os.path.basename(argv[i].text)
+        if "=" in argv[i].text and not argv[i].text.startswith("-") and i == 0 or word in LAUNCHERS:
+            i += 1  # ``VAR=value cmd``, ``exec cmd``
+        elif word in RUNNERS and i + 1 < len(argv) and argv[i + 1].text == RUNNERS[word]:
+            i += 2
+        elif word in PYTHONS:
+            i += 1
+            while i < len(argv) and argv[i].text.startswith("-") and argv[i].text != "-m":
+                i += 1  # ``python -u -m celery``
+            if i < len(argv) and argv[i].text == "-m":
+                i += 1
+        else:
+            break
+    return argv[i:]
+
+
+def parse(argv: list[Token], clis: dict[str, WorkerCli]) -> list[WorkerCommand]:
+    found = []
+    for words in _words(argv):
+        words = _unwrap(words)
+        if not words:
+            continue
+        program = os.path.basename(words[0].text)
+        rest = words[1:]
+        if program == "manage.py" and rest:
+            command = rest[0].text
+            for framework, cli in clis.items():
+                if command in cli.django_commands:
+                    found.append(_read(framework, cli, {cli.django_commands[command]}, rest[1:], words))
+                    found[-1].framework = framework
+            continue
+        for framework, cli in clis.items():
+            if program in cli.programs or program.removesuffix(".py") in cli.programs:
+                command = _command(cli, rest, words)
+                if command is not None:
+                    command.framework = framework
+                    found.append(command)
+    for command in found:
+        command.cli = clis[command.framework]
+    return found
+
+
+def _command(cli: WorkerCli, rest: list[Token], words: list[Token]) -> WorkerCommand | None:
+    if "" in cli.roles:
+        return _read("", cli, {cli.roles[""]}, rest, words)
+    # The subcommand is the first positional word: ``celery -A proj worker`` has ``-A proj`` first.
+    i = 0
+    while i < len(rest):
+        text = rest[i].text
+        if text in cli.roles:
+            return _read("", cli, {cli.roles[text]}, rest[:i] + rest[i + 1:], words)
+        if text.startswith("-"):
+            i += 1 if ("=" in text or text not in cli.value_flags) else 2
+            continue
+        return None  # another subcommand (``celery inspect``, ``rq info``)
+    return None
+
+
+def _read(framework: str, cli: WorkerCli, roles: set[str], rest: list[Token], words: list[Token]) -> WorkerCommand:
+    flags: dict[str, Flag] = {}
+    positional: list[Token] = []
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        text = token.text
+        name, eq, value = text.partition("=")
+        if name in cli.value_flags:
+            if eq:
+                flags[cli.value_flags[name]] = Flag(value, token)
+            elif i + 1 < len(rest):
+                flags[cli.value_flags[name]] = Flag(rest[i + 1].text, token)
+                i += 1
+            i += 1
+            continue
+        if text in cli.bool_flags:
+            flags[cli.bool_flags[text]] = Flag(None, token)
+            i += 1
+            continue
+        short = text[:2]
+        if text.startswith("-") and not text.startswith("--") and len(text) > 2 and short in cli.value_flags:
+            flags[cli.value_flags[short]] = Flag(text[2:], token)  # ``-c4``
+        elif not text.startswith("-"):
+            positional.append(token)
+        i += 1
+    roles = {part for role in roles for part in role.split("+")}  # "worker+scheduler": both at once
+    if cli.adds_scheduler and cli.adds_scheduler in flags:
+        roles.add("scheduler")
+    if cli.removes_scheduler and cli.removes_scheduler in flags:
+        roles.discard("scheduler")
+    return WorkerCommand(framework, roles, flags, positional, words)

@@ -1,0 +1,235 @@
+"""Workloads and containers from Kubernetes manifests and docker-compose files.
+
+Kubernetes: ``Deployment``, ``StatefulSet``, ``DaemonSet``, ``ReplicaSet``, ``Pod``, ``Job``,
+``CronJob`` (pod templates), ``HorizontalPodAutoscaler`` and KEDA ``ScaledObject`` (what they
+scale). Compose: every service of a file with a top-level ``services:`` mapping.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from qlint.lint.facts import FileFacts, Span
+from qlint.manifests.yamldoc import Node
+
+POD_PATHS = {
+    "Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"), "ReplicaSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"), "Pod": ("spec",),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+SCALERS = {"HorizontalPodAutoscaler": ("spec", "scaleTargetRef"), "ScaledObject": ("spec", "scaleTargetRef")}
+_QUANTITY = re.compile(r"^\s*([0-9.]+)\s*([a-zA-Z]*)\s*$")
+_MEMORY = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30,
+           "Ti": 2 ** 40, "m": 1e-3, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "g": 1e9}
+
+
+@dataclass
+class Token:
+    """One word of a command and where it is written: its own list item, or the string holding it."""
+
+    text: str
+    span: Span
+    own_item: bool  # a list item of its own (a fix or a finding can point at it alone)
+
+
+@dataclass
+class Container:
+    name: str
+    anchor: Span  # the ``- name:`` line (compose: the service key)
+    argv: list[Token] = field(default_factory=list)
+    command_line: Span | None = None  # the ``command:`` (or ``args:``) line
+    cpu_limit: float | None = None
+    cpu_request: float | None = None
+    memory_limit: float | None = None  # bytes
+    memory_request: float | None = None
+    env: dict[str, tuple[str | None, Span]] = field(default_factory=dict)  # value None: from a secret/ref
+    liveness: bool = False
+
+
+@dataclass
+class Workload:
+    kind: str  # a Kubernetes kind, or "compose"
+    name: str
+    path: str
+    anchor: Span  # the ``kind:`` line (compose: the service key)
+    containers: list[Container] = field(default_factory=list)
+    replicas: int | None = None  # None: not written (Kubernetes default 1)
+    replicas_span: Span | None = None
+    strategy: str | None = None  # Deployment ``strategy.type`` (default RollingUpdate)
+    autoscaled_by: list[str] = field(default_factory=list)  # "HorizontalPodAutoscaler hpa-name", ...
+    grace_seconds: float | None = None
+    grace_span: Span | None = None
+    concurrency_policy: str | None = None  # CronJob
+    active_deadline: float | None = None
+    stop_signal: str | None = None  # compose
+
+    @property
+    def file(self) -> FileFacts:
+        """The manifest as rules report on it (``RuleContext.report`` takes a file's facts)."""
+        return FileFacts(path=self.path, module="")
+
+
+def cpu(text: str | None) -> float | None:
+    """Kubernetes CPU quantities: ``500m``, ``"2"``, ``0.5``; compose ``cpus: "1.5"``."""
+    m = _QUANTITY.match(text or "")
+    if not m:
+        return None
+    value = float(m.group(1))
+    return value / 1000 if m.group(2) == "m" else value if not m.group(2) else None
+
+
+def memory(text: str | None) -> float | None:
+    """Bytes from ``512Mi``, ``1G``, ``512m`` (compose), ``1073741824``."""
+    m = _QUANTITY.match(text or "")
+    if not m or m.group(2) not in _MEMORY:
+        return None
+    return float(m.group(1)) * _MEMORY[m.group(2)]
+
+
+def seconds(text: str | None) -> float | None:
+    """Compose durations (``1m30s``, ``10s``) and plain numbers."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total, found = 0.0, False
+    for amount, unit in re.findall(r"([0-9.]+)(ms|us|h|m|s)", text):
+        found = True
+        total += float(amount) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}[unit]
+    return total if found else None
+
+
+def tokens(node: Node | None) -> list[Token]:
+    """A ``command``/``args`` value as words: a list (each item one word, as the container
+    runtime passes it: ``sh -c``'s script stays whole) or a string (shell-split, as compose does)."""
+    if node is None:
+        return []
+    if node.is_seq:
+        return [Token(item.text, item.span, True) for item in node.items() if item.text is not None]
+    if node.text is not None:
+        return [Token(w, node.span, False) for w in _split(node.text)]
+    return []
+
+
+def _split(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:  # an unbalanced quote: split on spaces rather than give up
+        return text.split()
+
+
+def _container(node: Node) -> Container:
+    name = node.get("name")
+    key = node.key_node("name")
+    container = Container(name.text if name is not None and name.text else "?",
+                          key.line_start if key is not None else node.line_start)
+    command, args = node.get("command"), node.get("args")
+    container.argv = tokens(command) + tokens(args)
+    line = node.key_node("command") or node.key_node("args")
+    container.command_line = line.line_start if line is not None else None
+    resources = node.get("resources")
+    if resources is not None:
+        limits, requests = resources.get("limits"), resources.get("requests")
+        container.cpu_limit = cpu(_text(limits, "cpu"))
+        container.memory_limit = memory(_text(limits, "memory"))
+        container.cpu_request = cpu(_text(requests, "cpu"))
+        container.memory_request = memory(_text(requests, "memory"))
+    env = node.get("env")
+    for item in env.items() if env is not None else ():
+        key_name = item.get("name")
+        if key_name is None or key_name.text is None:
+            continue
+        value = item.get("value")
+        container.env[key_name.text] = (value.text if value is not None else None, item.line_start)
+    container.liveness = node.get("livenessProbe") is not None
+    return container
+
+
+def _text(node: Node | None, key: str) -> str | None:
+    value = node.get(key) if node is not None else None
+    return value.text if value is not None else None
+
+
+def kubernetes(doc: Node, path: str) -> tuple[Workload | None, tuple[str, str, str] | None]:
+    """A workload, or a scaler as (scaler description, target kind, target name)."""
+    kind_node = doc.get("kind")
+    kind = kind_node.text if kind_node is not None else None
+    if kind in SCALERS:
+        target = doc.path(*SCALERS[kind])
+        name = _text(doc.get("metadata"), "name") or "?"
+        if target is not None:
+            return None, (f"{kind} {name}", _text(target, "kind") or "Deployment", _text(target, "name") or "")
+        return None, None
+    if kind not in POD_PATHS:
+        return None, None
+    key = doc.key_node("kind")
+    workload = Workload(kind, _text(doc.get("metadata"), "name") or "?", path, key.line_start)
+    pod = doc.path(*POD_PATHS[kind])
+    if pod is None:
+        return workload, None
+    containers = pod.get("containers")
+    workload.containers = [_container(c) for c in containers.items()] if containers is not None else []
+    grace = pod.get("terminationGracePeriodSeconds")
+    if grace is not None:
+        workload.grace_seconds = grace.number()
+        workload.grace_span = grace.line_start
+    replicas = doc.path("spec", "replicas")
+    if replicas is not None and replicas.number() is not None:
+        workload.replicas = int(replicas.number())
+        workload.replicas_span = replicas.line_start
+    strategy = doc.path("spec", "strategy", "type")
+    workload.strategy = strategy.text if strategy is not None else None
+    if kind == "CronJob":
+        policy = doc.path("spec", "concurrencyPolicy")
+        workload.concurrency_policy = policy.text if policy is not None else None
+        deadline = doc.path("spec", "jobTemplate", "spec", "activeDeadlineSeconds")
+        workload.active_deadline = deadline.number() if deadline is not None else None
+    return workload, None
+
+
+def compose(doc: Node, path: str) -> list[Workload]:
+    services = doc.get("services")
+    out = []
+    for name, key, service in services.pairs() if services is not None else ():
+        if not service.is_map:
+            continue
+        workload = Workload("compose", name, path, key.line_start)
+        container = Container(name, key.line_start)
+        entry = tokens(service.get("entrypoint"))
+        container.argv = entry + tokens(service.get("command"))
+        line = service.key_node("command") or service.key_node("entrypoint")
+        container.command_line = line.line_start if line is not None else None
+        limits = service.path("deploy", "resources", "limits")
+        container.memory_limit = memory(_text(limits, "memory")) or memory(_text(service, "mem_limit"))
+        container.cpu_limit = cpu(_text(limits, "cpus")) or cpu(_text(service, "cpus"))
+        reservations = service.path("deploy", "resources", "reservations")
+        container.cpu_request = cpu(_text(reservations, "cpus"))
+        container.memory_request = memory(_text(reservations, "memory"))
+        container.liveness = service.get("healthcheck") is not None
+        environment = service.get("environment")
+        if environment is not None and environment.is_map:
+            for env_name, env_key, value in environment.pairs():
+                container.env[env_name] = (value.text, env_key.line_start)
+        elif environment is not None and environment.is_seq:
+            for item in environment.items():
+                if item.text is not None:
+                    env_name, sep, value_text = item.text.partition("=")
+                    container.env[env_name] = (value_text if sep else None, item.line_start)
+        replicas = service.path("deploy", "replicas") or service.get("scale")
+        if replicas is not None and replicas.number() is not None:
+            workload.replicas = int(replicas.number())
+            workload.replicas_span = replicas.line_start
+        grace = service.get("stop_grace_period")
+        if grace is not None:
+            workload.grace_seconds = seconds(grace.text)
+            workload.grace_span = grace.line_start
+        signal = service.get("stop_signal")
+        workload.stop_signal = signal.text if signal is not None else None
+        workload.containers = [container]
+        out.append(workload)
+    return out

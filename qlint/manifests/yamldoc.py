@@ -1,0 +1,172 @@
+"""YAML documents with positions, loaded safely.
+
+Only PyYAML's *composer* runs (no constructor): nodes keep their marks, aliases stay shared
+references instead of being expanded (an alias bomb costs nothing), and readers walk only
+the paths they know (``spec.template.spec.containers``), so work stays bounded whatever the
+file holds. Templated files (Helm ``{{ }}``, Jinja ``{% %}``) are skipped, not parsed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+import yaml
+
+from qlint.lint.facts import Span
+from qlint.lint.source import SourceFile
+
+try:  # libyaml when present: an order of magnitude faster on large files
+    _Loader = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+MAX_BYTES = 2_000_000  # a manifest larger than this is data, not a deployment description
+_TEMPLATE = re.compile(rb"\{\{-?|\{%-?")
+_MANIFEST_HINT = re.compile(rb"^(apiVersion|kind|services)\s*:", re.MULTILINE)
+
+
+class Skipped(Exception):
+    """The file is not read: a template, too large. ``str(exc)`` says why (verbose output)."""
+
+
+class Invalid(Exception):
+    """The file looks like a manifest but is not valid YAML."""
+
+
+@dataclass
+class Node:
+    """A YAML node and the source it came from."""
+
+    node: yaml.Node
+    src: SourceFile
+
+    # -- structure -------------------------------------------------------------------
+    @property
+    def is_map(self) -> bool:
+        return isinstance(self.node, yaml.MappingNode)
+
+    @property
+    def is_seq(self) -> bool:
+        return isinstance(self.node, yaml.SequenceNode)
+
+    @property
+    def is_scalar(self) -> bool:
+        return isinstance(self.node, yaml.ScalarNode)
+
+    def get(self, key: str) -> "Node | None":
+        """The value of ``key`` in a mapping (the last one, as YAML loaders do with duplicates)."""
+        if not self.is_map:
+            return None
+        found = None
+        for k, v in self.node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                found = v
+        return Node(found, self.src) if found is not None else None
+
+    def key_node(self, key: str) -> "Node | None":
+        if not self.is_map:
+            return None
+        found = None
+        for k, _ in self.node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                found = k
+        return Node(found, self.src) if found is not None else None
+
+    def path(self, *keys: str) -> "Node | None":
+        node: Node | None = self
+        for key in keys:
+            node = node.get(key) if node is not None else None
+        return node
+
+    def items(self) -> Iterator["Node"]:
+        if self.is_seq:
+            for item in self.node.value:
+                yield Node(item, self.src)
+
+    def pairs(self) -> Iterator[tuple[str, "Node", "Node"]]:
+        if self.is_map:
+            for k, v in self.node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    yield k.value, Node(k, self.src), Node(v, self.src)
+
+    # -- values ----------------------------------------------------------------------
+    @property
+    def text(self) -> str | None:
+        """A scalar's value as a string (YAML 1.1 types are not applied: ``"2"`` and ``2`` alike)."""
+        return self.node.value if self.is_scalar else None
+
+    def number(self) -> float | None:
+        text = self.text
+        if text is None:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            return None
+
+    def strings(self) -> list[str] | None:
+        """A sequence of scalars as strings, or None when it is something else."""
+        if not self.is_seq:
+            return None
+        out = []
+        for item in self.node.value:
+            if not isinstance(item, yaml.ScalarNode):
+                return None
+            out.append(item.value)
+        return out
+
+    # -- positions -------------------------------------------------------------------
+    @property
+    def span(self) -> Span:
+        return Span(_offset(self.src, self.node.start_mark), _offset(self.src, self.node.end_mark))
+
+    @property
+    def line_start(self) -> Span:
+        """An anchor at the node's first character (a line anchor: the whole line is underlined)."""
+        start = _offset(self.src, self.node.start_mark)
+        return Span(start, start)
+
+
+def _offset(src: SourceFile, mark: yaml.Mark) -> int:
+    """A mark (line and column in characters) as an offset into ``src.utf8``."""
+    starts = src.line_starts
+    if mark.line >= len(starts):
+        return len(src.utf8)
+    start = starts[mark.line]
+    end = starts[mark.line + 1] if mark.line + 1 < len(starts) else len(src.utf8)
+    line = src.utf8[start:end].decode("utf-8", "surrogatepass")
+    return start + len(line[:mark.column].encode("utf-8", "surrogatepass"))
+
+
+def looks_like_manifest(raw: bytes) -> bool:
+    return _MANIFEST_HINT.search(raw) is not None
+
+
+def documents(src: SourceFile) -> list[Node]:
+    """The documents of a YAML file, as nodes. Raises ``Skipped`` or ``Invalid``."""
+    raw = src.raw
+    if len(raw) > MAX_BYTES:
+        raise Skipped(f"{len(raw)} bytes: larger than a manifest qlint reads ({MAX_BYTES} bytes)")
+    if _TEMPLATE.search(raw):
+        raise Skipped("a template (Helm `{{ }}` or Jinja `{% %}`): render it and pipe the output to "
+                      "`qlint check --stdin-filename rendered.yaml -`")
+    try:
+        loader = _Loader(src.text)
+        try:
+            nodes = []
+            while loader.check_node():
+                node = loader.get_node()
+                if node is not None:
+                    nodes.append(Node(node, src))
+            return nodes
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise Invalid(f"invalid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise Invalid("invalid YAML: nested too deeply to read") from None
