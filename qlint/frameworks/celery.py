@@ -118,6 +118,7 @@ CLI = WorkerCli(
                 "--without-mingle": "without_mingle", "--without-heartbeat": "without_heartbeat"},
     pool_flags=("concurrency", "autoscale"), pool_fix="--concurrency", pool_setting="worker_concurrency",
     pool_default="the prefork pool starts one child per CPU the container sees (`os.cpu_count()`: the node's cores)",
+    time_limit_flag="time_limit",
     adds_scheduler="beat",
 )
 ENQUEUE_METHODS = frozenset({"delay", "apply_async", "delay_on_commit", "apply_async_on_commit", "s", "si",

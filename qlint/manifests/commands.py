@@ -39,6 +39,12 @@ class WorkerCli:
     pool_fix: str = ""
     pool_setting: str = ""
     pool_default: str = ""
+    # How long the worker waits for running tasks when told to stop, when that is a setting of
+    # its own (Dramatiq ``--worker-shutdown-timeout``, milliseconds, 600 s by default).
+    shutdown_flag: str = ""
+    shutdown_default: float = 0.0  # seconds
+    shutdown_scale: float = 1.0  # flag units per second
+    time_limit_flag: str = ""  # a CLI flag that bounds every task (Celery ``--time-limit``), seconds
     adds_scheduler: str = ""  # a flag that runs the scheduler inside the worker (Celery ``-B``)
     removes_scheduler: str = ""  # a flag that keeps a scheduler-by-default out (Huey ``-n``)
 

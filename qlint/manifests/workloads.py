@@ -65,6 +65,10 @@ class Workload:
     concurrency_policy: str | None = None  # CronJob
     active_deadline: float | None = None
     stop_signal: str | None = None  # compose
+    # The mappings fixes edit: the workload's ``spec`` (``replicas``, ``strategy``) and the pod
+    # spec (``terminationGracePeriodSeconds``); compose: the service.
+    spec: Node | None = field(default=None, repr=False)
+    pod: Node | None = field(default=None, repr=False)
 
     @property
     def file(self) -> FileFacts:
@@ -170,6 +174,8 @@ def kubernetes(doc: Node, path: str) -> tuple[Workload | None, tuple[str, str, s
     key = doc.key_node("kind")
     workload = Workload(kind, _text(doc.get("metadata"), "name") or "?", path, key.line_start)
     pod = doc.path(*POD_PATHS[kind])
+    workload.spec = doc.get("spec")
+    workload.pod = pod
     if pod is None:
         return workload, None
     containers = pod.get("containers")
@@ -198,7 +204,7 @@ def compose(doc: Node, path: str) -> list[Workload]:
     for name, key, service in services.pairs() if services is not None else ():
         if not service.is_map:
             continue
-        workload = Workload("compose", name, path, key.line_start)
+        workload = Workload("compose", name, path, key.line_start, spec=service, pod=service)
         container = Container(name, key.line_start)
         entry = tokens(service.get("entrypoint"))
         container.argv = entry + tokens(service.get("command"))
