@@ -130,6 +130,28 @@ def collect(project: Project) -> None:
     project.sites.extend(_enqueue_sites(project, [t for t in project.tasks if t.framework == FRAMEWORK]))
 
 
+def apply_workers(project: Project) -> None:
+    """``-P threads``/``solo``/``eventlet`` on a worker: its tasks' limits are not enforced;
+    ``-P gevent``: the soft limit is not (celery/concurrency/*: only prefork and gevent time tasks out)."""
+    from qlint.manifests.joins import tasks_of
+
+    for worker in project.workers:
+        if worker.framework != FRAMEWORK or "worker" not in worker.command.roles:
+            continue
+        pool = worker.command.flags.get("pool")
+        if pool is None or not pool.value:
+            continue
+        for task in tasks_of(project, worker):
+            if pool.value in UNLIMITED_POOLS:
+                task.limits_enforced = False
+                task.limits_note = (f"the `{pool.value}` pool (`-P {pool.value}` in {worker.workload.kind} "
+                                    f"`{worker.workload.name}`) does not enforce time limits")
+            elif pool.value == "gevent" and task.limits_enforced:
+                task.soft_limit_enforced = False
+                task.limits_note = (f"the `gevent` pool (`-P gevent` in {worker.workload.kind} "
+                                    f"`{worker.workload.name}`) enforces the hard limit only, never the soft one")
+
+
 def _enqueue_sites(project: Project, tasks: list[Task]) -> list[Site]:
     """``task.delay(...)``, ``task.apply_async(...)``, signatures, ``app.send_task("name")``:
     where each sits (function, loop, ``with`` block) is on the call."""

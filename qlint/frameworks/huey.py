@@ -126,6 +126,29 @@ def _normalise(task: Task) -> None:
                 task.result_waits.append((call, "`blocking=True` waits for another task's result"))
 
 
+ENFORCING_WORKERS = frozenset({"process", "greenlet"})  # consumer.py: ThreadEnvironment has no timeout
+
+
+def apply_workers(project: Project) -> None:
+    """The consumer's worker type decides whether ``timeout`` is enforced (``-k``, default thread)."""
+    from qlint.manifests.joins import tasks_of
+
+    for worker in project.workers:
+        if worker.framework != FRAMEWORK or "worker" not in worker.command.roles:
+            continue
+        kind = worker.command.flags.get("worker_type")
+        value = kind.value if kind is not None and kind.value else "thread"
+        where = f"{worker.workload.kind} `{worker.workload.name}`"
+        for task in tasks_of(project, worker):
+            if value in ENFORCING_WORKERS:
+                task.limits_enforced = True
+                task.limits_note = f"the `{value}` consumer ({where}) enforces `timeout`"
+            elif task.limits_enforced is None:
+                task.limits_enforced = False
+                task.limits_note = (f"the consumer in {where} runs the `{value}` worker type"
+                                    f"{' (the default)' if kind is None else ''}, which never enforces `timeout`")
+
+
 def exported_names(project: Project) -> set[str]:
     """The project's Huey instances (``from proj.app import huey``) and decorator wrappers."""
     instances = find_instances(project, _is_huey)

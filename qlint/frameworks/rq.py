@@ -238,6 +238,23 @@ def _normalise(task: Task, enqueues: list[Site]) -> None:
         task.norm["time_limit"] = Resolved(DEFAULT_TIMEOUT, "default")
 
 
+def apply_workers(project: Project) -> None:
+    """``Retry(interval=...)`` parks each retry in the ScheduledJobRegistry: only a worker started
+    with ``--with-scheduler`` (or a worker pool) moves it back to the queue (rq/job.py, rq/cli)."""
+    workers = [w for w in project.workers if w.framework == FRAMEWORK and "worker" in w.command.roles]
+    if not workers or any("with_scheduler" in w.command.flags or w.command.tokens[1:2] and
+                          w.command.tokens[1].text == "worker-pool" for w in workers):
+        return  # no worker seen (it may be started elsewhere), or one runs the scheduler
+    names = ", ".join(sorted({f"{w.workload.kind} `{w.workload.name}`" for w in workers}))
+    for site in project.sites:
+        if site.framework != FRAMEWORK or site.kind != "retry":
+            continue
+        delay = site.norm.get("retry_delay")
+        if delay is not None and isinstance(delay.value, (int, float)) and delay.value > 0:
+            site.retry_blocker = (f"no RQ worker runs `--with-scheduler` ({names}), so the retries wait in the "
+                                  "ScheduledJobRegistry forever")
+
+
 def exported_names(project: Project) -> set[str]:
     """Project wrappers of ``rq.decorators.job`` and the project's queues."""
     names: set[str] = set()

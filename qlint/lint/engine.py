@@ -290,6 +290,10 @@ class Linter:
             framework.collect(project)
         project.workloads, project.workers = manifests.join(
             list(self.manifests.values()), {fw.FRAMEWORK: fw.CLI for fw in FRAMEWORKS})
+        for framework in FRAMEWORKS:  # what the worker commands change (a pool, a consumer type, a scheduler)
+            apply = getattr(framework, "apply_workers", None)
+            if apply is not None:
+                apply(project)
         ctx = RuleContext(project, self.sources, self.settings)
         for rule_cls in self.rules:
             if rule_cls in self._late:

@@ -215,6 +215,7 @@ class Site:
     cls: ClassFact | None = None
     function: FunctionFact | None = None  # the function the call is in (None at module level)
     invalid_values: list[tuple[Keyword, str]] = field(default_factory=list)  # as ``Task.invalid_values``
+    retry_blocker: str = ""  # as ``Task.retry_blocker`` (an RQ ``Retry(interval=...)`` no scheduler runs)
 
 
 class Project:

@@ -72,8 +72,9 @@ class TaskUnboundedRuntime(Rule):
       without the middleware).
     - **Taskiq**: no timeout unless the `timeout` label is set: `@broker.task` on an `async def`
       → `@broker.task(timeout=300)`. Sync tasks are not reported: Taskiq cannot stop them (QLT103).
-    - **Huey** (`timeout=None` by default) is reported only once qlint knows the consumer runs
-      the process or greenlet worker type; the default thread worker ignores `timeout`.
+    - **Huey** (`timeout=None` by default) is reported when a consumer in the project's
+      manifests runs the task with the process or greenlet worker type (`-k process`): the
+      default thread worker ignores `timeout` (QLT103). `@huey.task()` → `@huey.task(timeout=300)`.
     - **arq** bounds every job by `job_timeout` (300 s); `job_timeout = None` is reported.
 
     ## Fix safety
@@ -99,7 +100,7 @@ class TaskUnboundedRuntime(Rule):
     summary = "Task can run forever: no effective time limit"
     severity = Severity.WARNING
     fix_availability = "Sometimes"
-    frameworks = ("celery", "rq", "dramatiq", "taskiq", "arq")
+    frameworks = ("celery", "rq", "dramatiq", "huey", "taskiq", "arq")
 
     VALID = [
         Valid("""
@@ -286,6 +287,38 @@ class WorkerSettings:
 """, note="arq: every job is bounded by job_timeout (300 s) unless set otherwise"),
     ]
     INVALID = [
+        Invalid({
+            "proj/__init__.py": "",
+            "proj/tasks.py": """
+from huey import RedisHuey
+
+huey = RedisHuey("proj")
+
+@huey.task(retries=2, retry_delay=30)
+def export(report_id):
+    pass
+""",
+            "k8s/consumer.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: consumer
+spec:
+  template:
+    spec:
+      containers:
+        - name: consumer
+          args: ["huey_consumer.py", "proj.tasks.huey", "-k", "process", "-w", "4", "-n"]
+""",
+        }, expect=[("proj/tasks.py", 5)], fixed={"proj/tasks.py": """
+from huey import RedisHuey
+
+huey = RedisHuey("proj")
+
+@huey.task(retries=2, retry_delay=30, timeout=300)
+def export(report_id):
+    pass
+"""}, note="Huey: the consumer runs the process worker type, which enforces `timeout`; the task sets none"),
         Invalid("""
 from celery import Celery
 

@@ -53,16 +53,18 @@ class TimeLimitNotEnforced(Rule):
     ## Per framework
     - Celery: `time_limit` or `soft_time_limit` written on a task, or `task_time_limit` /
       `task_soft_time_limit` in the app's configuration, when the app's `worker_pool`
-      setting is `threads`, `solo` or `eventlet`.
-      `app.conf.worker_pool = "solo"` + `@app.task(soft_time_limit=60)`.
+      setting, or the `-P`/`--pool` of a worker in the manifests that runs the app, is
+      `threads`, `solo` or `eventlet` (`gevent`: the soft limit only).
+      `app.conf.worker_pool = "solo"` + `@app.task(soft_time_limit=60)`;
+      `celery -A proj worker -P threads` in a Deployment.
     - Taskiq: a `timeout` label on a task defined on a plain `def` (async tasks are
       cancelled at the limit; sync ones are not).
       `@broker.task(timeout=30)` + `def resize(image_id): ...`.
 
-    Huey's `timeout` is enforced only by the process and greenlet worker types, chosen with
-    the consumer's `-k` flag; the default thread worker ignores it. That choice is not in
-    Python code, so Huey tasks are not reported by this check. Pools chosen on the worker
-    command line (`celery worker -P threads`) are not seen either.
+    - Huey: `timeout` on a task run by a consumer (in the manifests) with the default thread
+      worker type: only `-k process` and `-k greenlet` enforce it. Without a consumer in
+      sight Huey tasks are not reported.
+      `huey_consumer.py proj.tasks.huey -w 8` + `@huey.task(timeout=60)`.
 
     ## Fix safety
     There is no fix: the pool, or the task's shape (`async def` for Taskiq), is an
@@ -80,9 +82,27 @@ class TimeLimitNotEnforced(Rule):
     summary = "Time limit that the runtime never enforces"
     severity = Severity.WARNING
     fix_availability = "None"
-    frameworks = ("celery", "taskiq")
+    frameworks = ("celery", "huey", "taskiq")
 
     VALID = [
+        Valid({
+            "proj/__init__.py": "",
+            "proj/tasks.py": """
+from huey import RedisHuey
+
+huey = RedisHuey("proj")
+
+@huey.task(timeout=60)
+def export(report_id):
+    pass
+""",
+            "docker-compose.yml": """
+services:
+  consumer:
+    image: proj
+    command: huey_consumer.py proj.tasks.huey -w 4 -k process
+""",
+        }, note="Huey: the process worker type enforces timeout"),
         Valid("""
 from celery import Celery
 
@@ -152,6 +172,48 @@ def sync_inventory(store_id):
 """, note="Celery: gevent enforces the hard limit"),
     ]
     INVALID = [
+        Invalid({
+            "proj/__init__.py": "",
+            "proj/tasks.py": """
+from huey import RedisHuey
+
+huey = RedisHuey("proj")
+
+@huey.task(timeout=60)
+def export(report_id):
+    pass
+""",
+            "docker-compose.yml": """
+services:
+  consumer:
+    image: proj
+    command: huey_consumer.py proj.tasks.huey -w 8
+""",
+        }, expect=[("proj/tasks.py", 5)], message="thread", note="Huey: the default thread worker type ignores timeout"),
+        Invalid({
+            "proj/__init__.py": "",
+            "proj/tasks.py": """
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task(time_limit=120)
+def export(report_id):
+    pass
+""",
+            "k8s/worker.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: worker
+spec:
+  template:
+    spec:
+      containers:
+        - name: worker
+          args: ["celery", "-A", "proj", "worker", "-P", "threads", "-c", "8"]
+""",
+        }, expect=[("proj/tasks.py", 5)], message="-P threads", note="Celery: the pool comes from the worker's command"),
         Invalid("""
 from celery import Celery
 

@@ -20,11 +20,8 @@ class RetryNeverScheduled(Rule):
     becomes a lost task, and nobody notices until it happens in production.
 
     ## Known problems
-    RQ has the same trap: `Retry(max=3, interval=60)` schedules each retry in the
-    `ScheduledJobRegistry`, which only a worker started with `--with-scheduler` (or a
-    `WorkerPool`) moves back to the queue; without one, retried jobs wait forever. Whether
-    any worker runs the scheduler is decided on the worker's command line, in deployment
-    manifests qlint does not read yet, so RQ is not reported. A retry middleware attached
+    RQ is reported only when qlint sees the project's RQ workers (Kubernetes, compose or
+    Procfile commands) and none runs `--with-scheduler`: a worker started elsewhere may run it. A retry middleware attached
     where qlint cannot see it (`with_middlewares(*MIDDLEWARES)`, a list built at run time)
     keeps the rule silent.
 
@@ -60,6 +57,10 @@ class RetryNeverScheduled(Rule):
       `broker.add_middlewares(...)` anywhere. `@broker.task(retry_on_error=True)` with
       `broker = InMemoryBroker()` and nothing else is reported;
       `broker = InMemoryBroker().with_middlewares(SimpleRetryMiddleware())` is not.
+    - RQ: `Retry(max=3, interval=60)` (any non-zero interval) while every RQ worker in the
+      project's manifests runs without `--with-scheduler` (`rq worker default` in a Deployment,
+      a compose service or a Procfile); `rq worker --with-scheduler` or `rq worker-pool`
+      clears it. Without any RQ worker in sight nothing is reported.
 
     ## Fix safety
     There is no fix: where the middleware belongs and how it should back off (a
@@ -77,9 +78,28 @@ class RetryNeverScheduled(Rule):
     summary = "Task asks for retries that nothing in the project runs"
     severity = Severity.ERROR
     fix_availability = "None"
-    frameworks = ("taskiq",)
+    frameworks = ("taskiq", "rq")
 
     VALID = [
+        Valid({
+            "proj/__init__.py": "",
+            "proj/jobs.py": """
+from redis import Redis
+from rq import Queue, Retry
+
+def export(report_id):
+    pass
+
+queue = Queue("default", connection=Redis())
+queue.enqueue(export, 1, retry=Retry(max=3, interval=60))
+""",
+            "docker-compose.yml": """
+services:
+  worker:
+    image: proj
+    command: rq worker --with-scheduler default
+""",
+        }, note="RQ: a worker runs the scheduler"),
         Valid("""
 from taskiq import InMemoryBroker, SimpleRetryMiddleware
 
@@ -153,6 +173,22 @@ def sync_account(self, account_id):
 """, note="Celery's retries need no extra component"),
     ]
     INVALID = [
+        Invalid({
+            "proj/__init__.py": "",
+            "proj/jobs.py": """
+from redis import Redis
+from rq import Queue, Retry
+
+def export(report_id):
+    pass
+
+queue = Queue("default", connection=Redis())
+
+def schedule(report_id):
+    queue.enqueue(export, report_id, retry=Retry(max=3, interval=[10, 60]))
+""",
+            "Procfile": "web: gunicorn proj.wsgi\nworker: rq worker default\n",
+        }, expect=[("proj/jobs.py", 10)], message="--with-scheduler", note="RQ: the Procfile's worker runs no scheduler"),
         Invalid("""
 from taskiq_redis import ListQueueBroker
 
@@ -216,3 +252,9 @@ async def sync_account(account_id):
             ctx.report(where, span, f"{what} asks for retries that never happen: {task.retry_blocker}, so "
                        f"`{task.name}` fails at its first error",
                        statement=task.header if where is task.file else None)
+        for site in ctx.project.sites:
+            if site.retry_blocker and site.call is not None:
+                interval = site.options.get("interval")
+                anchor = interval.keyword.span if interval is not None and interval.keyword is not None else site.anchor
+                ctx.report(site.file, anchor, f"`{site.call.dotted}(...)` schedules retries that never run: "
+                           f"{site.retry_blocker}", statement=site.call.statement)
