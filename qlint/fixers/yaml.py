@@ -68,7 +68,44 @@ def append_argument(src: SourceFile, last: Token, words: list[str], script_end: 
     return [Edit(at, at, addition)]
 
 
-def set_scalar(src: SourceFile, mapping: Node, key: str, value: str, after: str | None = None) -> list[Edit]:
+def set_nested(src: SourceFile, mapping: Node, key: str, child: str, value: str,
+               after: str | None = None) -> list[Edit]:
+    """``key: {child: value}`` in a block mapping: the child set when ``key`` holds a block
+    mapping, else a new two-line entry (``key:`` and the indented ``child: value``)."""
+    existing = mapping.get(key)
+    if existing is not None:
+        return set_scalar(src, existing, child, value) if existing.is_map and existing.get(child) is not None \
+            else []
+    newline = src.newline
+    indent = _entry_indent(src, mapping)
+    if indent is None:
+        return []
+    step = _step(src, mapping, indent)
+    return set_scalar(src, mapping, key, f"{newline}{indent}{step}{child}: {value}", after=after, raw_value=True)
+
+
+def _entry_indent(src: SourceFile, mapping: Node) -> str | None:
+    first = next(mapping.pairs(), None)
+    if first is None:
+        return None
+    start = first[1].span.start
+    line_start, _ = _line_bounds(src.utf8, start)
+    indent = src.utf8[line_start:start].decode("utf-8", "surrogatepass")
+    return indent if not indent.strip() else None
+
+
+def _step(src: SourceFile, mapping: Node, indent: str) -> str:
+    """The file's indentation step, from a nested block mapping in ``mapping`` (2 when none)."""
+    for _, _, value in mapping.pairs():
+        if value.is_map:
+            inner = _entry_indent(src, value)
+            if inner is not None and len(inner) > len(indent):
+                return inner[len(indent):]
+    return "  "
+
+
+def set_scalar(src: SourceFile, mapping: Node, key: str, value: str, after: str | None = None,
+               raw_value: bool = False) -> list[Edit]:
     """``key: value`` in a block mapping: the value replaced when the key is there, else a new
     line after the ``after`` key's entry (or the mapping's first key), at the mapping's indent."""
     data = src.utf8
@@ -93,9 +130,10 @@ def set_scalar(src: SourceFile, mapping: Node, key: str, value: str, after: str 
     if indent.strip():
         return []  # a flow mapping or ``- key:``: not a line of its own
     newline = src.newline
+    separator = "" if raw_value else " "  # a nested block starts on the next line
     if insert_before:
-        return [Edit(line_start, line_start, f"{indent}{key}: {value}{newline}")]
+        return [Edit(line_start, line_start, f"{indent}{key}:{separator}{value}{newline}")]
     entry = mapping.get(after)
     end = entry.span.end if entry is not None else line_end
     _, entry_line_end = _line_bounds(data, max(end - 1, key_start))
-    return [Edit(entry_line_end, entry_line_end, f"{newline}{indent}{key}: {value}")]
+    return [Edit(entry_line_end, entry_line_end, f"{newline}{indent}{key}:{separator}{value}")]

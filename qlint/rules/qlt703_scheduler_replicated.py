@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from qlint.fixers.yaml import set_nested, set_scalar
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.registry import Invalid, Rule, Valid, register
@@ -67,8 +68,12 @@ class SchedulerReplicated(Rule):
     (`unique=True`): neither is reported.
 
     ## Fix safety
-    There is no fix yet: setting `replicas: 1` and `strategy: Recreate` (or moving the
-    scheduler out of the worker's Deployment) changes how the workload is rolled out.
+    For a Deployment that no autoscaler targets, the fix sets `replicas: 1` and
+    `strategy: type: Recreate` (keeping comments and layout); for a StatefulSet, `replicas: 1`.
+    It is unsafe: a Recreate rollout has a gap with no scheduler (and, for a worker started
+    with `-B`, no worker), and fewer replicas process less. A better layout runs the scheduler
+    in a Deployment of its own. No fix for DaemonSets, autoscaled workloads or a
+    `rollingUpdate` block (Kubernetes rejects it beside `Recreate`).
 
     ## References
     - [Celery: Periodic tasks](https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html)
@@ -80,6 +85,7 @@ class SchedulerReplicated(Rule):
     name = "scheduler-replicated"
     summary = "A periodic-task scheduler can run more than once"
     severity = Severity.ERROR
+    fix_availability = "Sometimes"
     frameworks = ("celery", "huey", "taskiq")
 
     VALID = [
@@ -149,7 +155,22 @@ spec:
         - name: beat
           image: proj
           command: ["celery", "-A", "proj", "beat"]
-"""}, expect=[("k8s/beat.yaml", 2)], message="2 replicas"),
+"""}, expect=[("k8s/beat.yaml", 2)], message="2 replicas", fixed={"k8s/beat.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: beat
+spec:
+  replicas: 1
+  strategy:
+    type: Recreate
+  template:
+    spec:
+      containers:
+        - name: beat
+          image: proj
+          command: ["celery", "-A", "proj", "beat"]
+"""}),
         Invalid({"k8s/worker.yaml": """
 apiVersion: apps/v1
 kind: Deployment
@@ -166,7 +187,25 @@ spec:
             - sh
             - -c
             - exec python -m celery -A proj worker -B --concurrency=2
-"""}, expect=[("k8s/worker.yaml", 2)], message="RollingUpdate",
+"""}, expect=[("k8s/worker.yaml", 2)], message="RollingUpdate", fixed={"k8s/worker.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: worker
+spec:
+  replicas: 1
+  strategy:
+    type: Recreate
+  template:
+    spec:
+      containers:
+        - name: worker
+          image: proj
+          command:
+            - sh
+            - -c
+            - exec python -m celery -A proj worker -B --concurrency=2
+"""},
             note="one replica, but a rolling update starts the new pod before the old one stops"),
         Invalid({"k8s/huey.yaml": """
 apiVersion: apps/v1
@@ -218,7 +257,29 @@ services:
                     "runs a worker with the periodic-task scheduler inside"
                 ctx.report(workload.file, workload.anchor,
                            f"{workload.kind} `{workload.name}` {what} ({worker.framework}) and {why}: each "
-                           "scheduler sends every periodic task, so they run more than once")
+                           "scheduler sends every periodic task, so they run more than once",
+                           fix=self._fix(ctx, workload))
+
+    @staticmethod
+    def _fix(ctx: RuleContext, workload):
+        spec = workload.spec
+        if spec is None or not spec.is_map or workload.autoscaled_by or workload.kind not in (
+                "Deployment", "StatefulSet"):
+            return None
+        src = ctx.sources[workload.path]
+        # No ``replicas`` written means 1: only a written count above 1 is changed.
+        edits = set_scalar(src, spec, "replicas", "1") if workload.replicas is not None and workload.replicas > 1 \
+            else []
+        if workload.kind == "Deployment":
+            strategy = spec.get("strategy")
+            if strategy is not None and strategy.get("rollingUpdate") is not None:
+                return None
+            after = "replicas" if spec.get("replicas") is not None else None
+            nested = set_nested(src, spec, "strategy", "type", "Recreate", after=after)
+            if not nested:
+                return None
+            edits += nested
+        return ctx.fix(workload.file, "Run one scheduler: `replicas: 1`, `strategy: Recreate`", edits) if edits else None
 
 
 def _why_replicated(workload) -> str:
