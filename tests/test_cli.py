@@ -820,3 +820,40 @@ def test_fix_on_stdin_echoes_input_qlint_cannot_fix(tmp_path):
     assert res.rc == 0
     assert res.out.encode("utf-8") == manifest
     assert "All checks passed!" in res.err
+
+
+RENDERED = b"""\
+# Source: proj/templates/beat.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: proj-beat
+spec:
+  replicas: 2  # from values.yaml
+  template:
+    spec:
+      containers:
+        - name: beat
+          image: "registry.example.com/proj:1.4.2"
+          args: ["celery", "-A", "proj", "beat", "-l", "info"]
+          resources:
+            requests: {cpu: 100m, memory: 256Mi}
+            limits: {memory: 256Mi}
+"""
+
+
+def test_rendered_helm_on_stdin_is_linted_and_fixed(tmp_path):
+    """``helm template ... | qlint check --stdin-filename rendered.yaml -``: findings under that
+    name; with ``--fix`` the fixed manifest on stdout, comments kept, and it loads."""
+    import yaml
+
+    res = qlint(tmp_path, "check", "--output-format", "concise", "--stdin-filename", "rendered.yaml", "-",
+                stdin=RENDERED)
+    assert res.rc == 1
+    assert "rendered.yaml:3:1: QLT703" in res.out
+    res = qlint(tmp_path, "check", "--fix", "--unsafe-fixes", "--stdin-filename", "rendered.yaml", "-",
+                stdin=RENDERED)
+    fixed = res.out
+    assert "replicas: 1  # from values.yaml" in fixed and "type: Recreate" in fixed
+    assert "# Source: proj/templates/beat.yaml" in fixed
+    assert yaml.safe_load(fixed)["spec"]["strategy"] == {"type": "Recreate"}

@@ -123,7 +123,7 @@ def run_check(args: argparse.Namespace) -> int:
         elif STDIN in paths:
             # As ruff: ``--fix -`` prints the input, fixed where qlint could fix it (YAML and
             # other files qlint has no fixes for come back unchanged).
-            new = outcome.fixed.get(str(stdin_src.path)) if stdin_src is not None else None
+            new = outcome.fixed.get(str(stdin_src.path) if stdin_src is not None else str(path))
             sys.stdout.buffer.write(new.raw if new is not None else stdin_raw)
         else:
             for key, new in outcome.fixed.items():
