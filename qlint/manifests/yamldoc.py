@@ -149,6 +149,9 @@ def documents(src: SourceFile) -> list[Node]:
     raw = src.raw
     if len(raw) > MAX_BYTES:
         raise Skipped(f"{len(raw)} bytes: larger than a manifest qlint reads ({MAX_BYTES} bytes)")
+    if not looks_like_manifest(raw):  # a CI workflow, a data file: not a Kubernetes or compose manifest
+        raise Skipped("not a Kubernetes or docker-compose manifest (no top-level `apiVersion`, `kind` or "
+                      "`services`)")
     if _TEMPLATE.search(raw):
         raise Skipped("a template (Helm `{{ }}` or Jinja `{% %}`): render it and pipe the output to "
                       "`qlint check --stdin-filename rendered.yaml -`")
