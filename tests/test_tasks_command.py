@@ -320,3 +320,61 @@ def test_other_frameworks_show_normalised_seconds_and_sources(tmp_path, monkeypa
     assert brief(rows["app.jobs.ping"]["time_limit"]) == (180, "default", None)  # RQ's default timeout
     assert brief(rows["app.jobs.export"]["time_limit"]) == (600.0, "decorator", "app/jobs.py")  # "10m"
     assert rows["app.jobs.ping"]["serializer"]["known"] is False  # per queue: not a task's property
+
+
+MULTI = {
+    "billing/__init__.py": "",
+    "billing/celery.py": """
+        from celery import Celery
+
+        app = Celery("billing")
+
+        @app.task
+        def invoice(order_id):
+            pass
+
+        @app.task(time_limit=60)
+        def receipt(order_id):
+            pass
+        """,
+    "mail/__init__.py": "",
+    "mail/jobs.py": """
+        from redis import Redis
+        from rq.decorators import job
+
+        @job("mail", connection=Redis(), timeout="2m")
+        def send(message_id):
+            pass
+        """,
+    "media/__init__.py": "",
+    "media/actors.py": """
+        import dramatiq
+
+        @dramatiq.actor(time_limit=120_000, max_retries=3)
+        def resize(image_id):
+            pass
+        """,
+    "docker-compose.yml": """
+        services:
+          billing:
+            image: app
+            command: celery -A billing worker --time-limit=900 -c 2
+          mail:
+            image: app
+            command: rq worker mail
+        """,
+}
+
+
+def test_multi_framework_project_with_worker_flags(tmp_path, monkeypatch, capsys):
+    """One project, three frameworks: values in seconds, and a worker flag as a source."""
+    write_project(tmp_path, MULTI)
+    monkeypatch.chdir(tmp_path)
+    rows = inventory(capsys)
+    assert {r["framework"] for r in rows.values()} == {"celery", "rq", "dramatiq"}
+    assert brief(rows["billing.celery.invoice"]["time_limit"]) == (
+        900.0, "worker flag --time-limit (compose `billing`)", None)
+    assert brief(rows["billing.celery.receipt"]["time_limit"]) == (60, "decorator", "billing/celery.py")
+    assert brief(rows["mail.jobs.send"]["time_limit"]) == (120.0, "decorator", "mail/jobs.py")
+    assert brief(rows["resize"]["time_limit"]) == (120.0, "decorator", "media/actors.py")
+    assert brief(rows["resize"]["max_retries"]) == (3, "decorator", "media/actors.py")

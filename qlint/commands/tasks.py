@@ -332,6 +332,9 @@ def rows_for(project: Project, linter: Linter, cwd: Path, only: set[str] | None 
                 cells[column] = Cell(column_spec.get("default"), "default")
             else:
                 cells[column] = _option_cell(task, column_spec, where)
+                worker = task.norm.get(column_spec.get("worker_norm", ""))
+                if worker is not None and worker.source.startswith("worker flag"):
+                    cells[column] = Cell(worker.value, worker.source)  # nothing in the code: the command decides
         rows.append(Row(task, where.path(task.file) or task.file.path,
                         where.line(task.file, task.anchor.start) or 0, cells))
     rows.sort(key=lambda r: (r.file, r.line, r.task.name))
@@ -353,8 +356,11 @@ def _load(args: argparse.Namespace):
     # The whole project is read as it is for `qlint .` (the prefilter skips files with no
     # task machinery), so that a task in a named file or folder finds its app, the app's
     # settings and its base classes; only the named paths' tasks are listed.
-    rest = [p for p in discover([settings.root], settings).python if str(p) not in checked]
+    project_files = discover([settings.root], settings)
+    rest = [p for p in project_files.python if str(p) not in checked]
     linter.load([*found.python, *rest])
+    # Worker commands in the project's manifests decide some values (``celery worker --time-limit``).
+    linter.load_manifests([*project_files.yaml, *project_files.procfiles])
     errors.extend(e for e in linter.errors if str(e.path) in checked)
     return linter, checked, errors
 

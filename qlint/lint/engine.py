@@ -276,15 +276,13 @@ class Linter:
 
     def model(self) -> Project:
         """The project model with every framework's apps and tasks collected (``qlint tasks``)."""
-        project = self._project()
-        for framework in FRAMEWORKS:
-            framework.collect(project)
+        project = self._collect()
         if self.cache is not None:  # modules parsed on demand while resolving names
             self.cache.save()
         return project
 
-    # -- linting ---------------------------------------------------------------------
-    def lint(self) -> list[Diagnostic]:
+    def _collect(self) -> Project:
+        """Frameworks' apps, tasks and sites; manifests' workloads and workers; what the workers change."""
         project = self._project()
         for framework in FRAMEWORKS:
             framework.collect(project)
@@ -294,6 +292,11 @@ class Linter:
             apply = getattr(framework, "apply_workers", None)
             if apply is not None:
                 apply(project)
+        return project
+
+    # -- linting ---------------------------------------------------------------------
+    def lint(self) -> list[Diagnostic]:
+        project = self._collect()
         ctx = RuleContext(project, self.sources, self.settings)
         for rule_cls in self.rules:
             if rule_cls in self._late:

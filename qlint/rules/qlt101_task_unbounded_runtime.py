@@ -30,8 +30,9 @@ class TaskUnboundedRuntime(Rule):
     caught and ignored.
 
     ## Known problems
-    Limits passed on the worker command line (`--time-limit`) are read from deployment
-    manifests, not from Python code. When the app's configuration comes from somewhere qlint
+    Limits passed on the worker command line (`--time-limit`) are read from the project's
+    manifests (Kubernetes, compose, Procfile); a worker started elsewhere is not seen, so a
+    task it bounds is still reported. When the app's configuration comes from somewhere qlint
     cannot read (a module outside the project, `config_from_envvar`, `**kwargs`), the rule
     stays silent rather than guess. A `@shared_task` in a project with no Celery app is not
     reported for the same reason.
@@ -103,6 +104,31 @@ class TaskUnboundedRuntime(Rule):
     frameworks = ("celery", "rq", "dramatiq", "huey", "taskiq", "arq")
 
     VALID = [
+        Valid({
+            "proj/__init__.py": "",
+            "proj/tasks.py": """
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task
+def export(report_id):
+    pass
+""",
+            "k8s/worker.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: worker
+spec:
+  template:
+    spec:
+      terminationGracePeriodSeconds: 360
+      containers:
+        - name: worker
+          args: ["celery", "-A", "proj", "worker", "--time-limit=300", "-c", "2"]
+""",
+        }, note="the worker's --time-limit bounds every task that sets none"),
         Valid("""
 from celery import Celery
 
