@@ -137,3 +137,71 @@ def set_scalar(src: SourceFile, mapping: Node, key: str, value: str, after: str 
     end = entry.span.end if entry is not None else line_end
     _, entry_line_end = _line_bounds(data, max(end - 1, key_start))
     return [Edit(entry_line_end, entry_line_end, f"{newline}{indent}{key}:{separator}{value}")]
+
+
+def replace_argument(src: SourceFile, token: Token, old: str, new: str) -> list[Edit]:
+    """A command word that is its own list item and ends with ``old`` (a flag's value: ``16``,
+    ``--concurrency=16``, ``-c16``), with that end replaced by ``new``, the item's quotes kept.
+    Nothing for a word inside a string command, a word written with escapes, or a ``new`` the
+    item's style cannot hold as it is."""
+    if not token.own_item or not old or not token.text.endswith(old):
+        return []
+    raw = src.utf8[token.span.start:token.span.end].decode("utf-8", "surrogatepass")
+    quote = raw[:1] if raw[:1] in ('"', "'") else ""
+    if quote and (len(raw) < 2 or not raw.endswith(quote)):
+        return []
+    body = raw[1:-1] if quote else raw
+    if body != token.text:
+        return []  # escapes, a folded line: the text is not the written characters
+    if quote == '"' and ('"' in new or "\\" in new) or quote == "'" and "'" in new:
+        return []
+    if not quote and any(not (c.isalnum() or c in "._-/") and c not in old for c in new):
+        return []  # a plain scalar keeps only characters that were already safe in it
+    end = token.span.start + len(quote) + len(body.encode("utf-8", "surrogatepass"))
+    return [Edit(end - len(old.encode("utf-8", "surrogatepass")), end, new)]
+
+
+def add_block(src: SourceFile, mapping: Node, key: str, lines: list[tuple[int, str]]) -> list[Edit]:
+    """``key:`` with a nested block, after the last entry of a block mapping, at the column of its
+    keys (also when the mapping is a ``- name: ...`` list item) and with the file's indentation
+    step. ``lines`` are (depth below ``key``, text). Nothing when the mapping is a flow mapping or
+    already has ``key``, or when its last value ends in a block scalar, an alias, or a line that
+    holds more than the value."""
+    data = src.utf8
+    if not mapping.is_map or mapping.node.flow_style or mapping.get(key) is not None:
+        return []
+    pairs = list(mapping.pairs())
+    if not pairs:
+        return []
+    first_key, last_key = pairs[0][1], pairs[-1][1]
+    line_start, _ = _line_bounds(data, first_key.span.start)
+    prefix = data[line_start:first_key.span.start].decode("utf-8", "surrogatepass")
+    if prefix.strip() not in ("", "-") or "\t" in prefix:
+        return []
+    indent = prefix.replace("-", " ")
+    leaf = _last_leaf(pairs[-1][2])
+    if leaf is None or leaf.span.start < last_key.span.start:
+        return []  # an alias: its marks are where the anchor is
+    if leaf.is_scalar and leaf.node.style in ("|", ">"):
+        return []
+    end = leaf.span.end
+    _, line_end = _line_bounds(data, max(end - 1, last_key.span.start))
+    rest = data[end:line_end].decode("utf-8", "surrogatepass").strip() if end <= line_end else ""
+    if rest and not rest.startswith("#"):
+        return []
+    step = _step(src, mapping, indent)
+    newline = src.newline
+    text = f"{newline}{indent}{key}:" + "".join(f"{newline}{indent}{step * (depth + 1)}{line}"
+                                                 for depth, line in lines)
+    return [Edit(line_end, line_end, text)]
+
+
+def _last_leaf(node: Node) -> Node | None:
+    """The node written last inside ``node``: a scalar, or a flow collection (it ends on its bracket)."""
+    while not node.is_scalar and not node.node.flow_style:
+        children = node.node.value
+        if not children:
+            return None
+        last = children[-1][1] if node.is_map else children[-1]
+        node = Node(last, node.src)
+    return node

@@ -34,7 +34,9 @@ INVALID = {
 # ``arq module.WorkerSettings`` (arq/cli.py).
 CLI = WorkerCli(programs=("arq",), roles={"": "worker"}, value_flags={"--custom-log-dict": "custom_log_dict"},
                 bool_flags={"--burst": "burst", "--no-burst": "no_burst", "--check": "check", "-v": "verbose",
-                            "--verbose": "verbose", "--watch": "watch"})
+                            "--verbose": "verbose", "--watch": "watch"},
+                # worker.py: ``job_completion_wait=0`` cancels running jobs as soon as SIGTERM/SIGINT arrives.
+                shutdown_setting="job_completion_wait", shutdown_default=0.0, burst_flag="burst")
 
 PROFILE = Profile(
     FRAMEWORK, "arq", time_limit=Unit("timeout"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qlint.frameworks._shapes import invalid_duration
-from qlint.manifests.commands import WorkerCli
+from qlint.manifests.commands import Probe, WorkerCli
 from qlint.frameworks.celery_settings import OLD_TO_NEW, SETTINGS
 from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword, Span, Value
 import math
@@ -63,7 +63,8 @@ TASK_DEFAULTS = {
 # the task method a body calls to retry by hand, with the keywords that set its delay.
 INVENTORY = {
     "queue": {"option": "queue", "routes": "task_routes", "setting": "task_default_queue", "default": "celery"},
-    "time_limit": {"option": "time_limit", "setting": "task_time_limit", "default": TASK_DEFAULTS["time_limit"]},
+    "time_limit": {"option": "time_limit", "setting": "task_time_limit", "default": TASK_DEFAULTS["time_limit"],
+                   "worker_norm": "time_limit"},
     "soft_time_limit": {"option": "soft_time_limit", "setting": "task_soft_time_limit",
                         "default": TASK_DEFAULTS["soft_time_limit"]},
     "max_retries": {"option": "max_retries", "default": TASK_DEFAULTS["max_retries"]},
@@ -120,6 +121,21 @@ CLI = WorkerCli(
     pool_default="the prefork pool starts one child per CPU the container sees (`os.cpu_count()`: the node's cores)",
     time_limit_flag="time_limit",
     adds_scheduler="beat",
+    # bin/worker.py, worker/components.py: ``--autoscale MAX,MIN`` grows the pool to MAX (``-c`` is
+    # then ignored); ``-c`` counts greenlets or threads with ``-P gevent/eventlet/threads``.
+    process_flags=("concurrency", "autoscale"), kind_flag="pool", process_kinds=("prefork", "processes"),
+    kind_default="prefork", kind_setting="worker_pool",
+    # ``--max-memory-per-child`` / ``worker_max_memory_per_child`` are KiB (configuration.rst).
+    memory_flag="max_memory_per_child", memory_setting="worker_max_memory_per_child", memory_unit=1024,
+    # bin/control.py: ``inspect`` needs remote control, on RabbitMQ and Redis only, and waits 1 s for
+    # replies by default. The node name is ``celery@%h`` (%h: the host name, %n: its first label);
+    # ``-n host`` alone means ``celery@host`` (utils/nodenames.py).
+    probe=Probe(
+        "[-b {broker}] [-A {app}] inspect ping --timeout 10 -d {hostname}",
+        defaults=(("hostname", "celery@%h"),), shapes=(("hostname", r"[^@\s]+@[^@\s]+"),), host=("%h", "%n"),
+        requires=tuple((name, ("amqp", "pyamqp", "librabbitmq", "redis", "rediss"))
+                       for name in ("broker_url", "broker", "CELERY_BROKER_URL", "BROKER_URL"))
+        + (("worker_enable_remote_control", ("True", "true", "1")),)),
 )
 ENQUEUE_METHODS = frozenset({"delay", "apply_async", "delay_on_commit", "apply_async_on_commit", "s", "si",
                              "signature"})
@@ -135,9 +151,15 @@ def apply_workers(project: Project) -> None:
     ``-P gevent``: the soft limit is not (celery/concurrency/*: only prefork and gevent time tasks out)."""
     from qlint.manifests.joins import tasks_of
 
+    flag_limits: dict[int, list[tuple[Task, float | None, str]]] = {}
     for worker in project.workers:
         if worker.framework != FRAMEWORK or "worker" not in worker.command.roles:
             continue
+        where = f"{worker.workload.kind} `{worker.workload.name}`"
+        limit = worker.command.flags.get("time_limit")
+        limit_s = _float(limit.value) if limit is not None else None
+        for task in tasks_of(project, worker):
+            flag_limits.setdefault(id(task), []).append((task, limit_s, where))
         pool = worker.command.flags.get("pool")
         if pool is None or not pool.value:
             continue
@@ -150,6 +172,23 @@ def apply_workers(project: Project) -> None:
                 task.soft_limit_enforced = False
                 task.limits_note = (f"the `gevent` pool (`-P gevent` in {worker.workload.kind} "
                                     f"`{worker.workload.name}`) enforces the hard limit only, never the soft one")
+    # ``celery worker --time-limit=N`` bounds every task the worker runs that sets no limit of its own
+    # (celery/bin/worker.py passes it to the pool as the default timeout).
+    for runs in flag_limits.values():
+        task = runs[0][0]
+        current = task.norm.get("time_limit")
+        if current is None or current.source != "default" or any(limit is None for _, limit, _ in runs):
+            continue  # the task sets a limit, or some worker running it has no --time-limit
+        longest = max(limit for _, limit, _ in runs)
+        workers = ", ".join(sorted({where for _, _, where in runs}))
+        task.norm["time_limit"] = Resolved(longest, f"worker flag --time-limit ({workers})")
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 def _enqueue_sites(project: Project, tasks: list[Task]) -> list[Site]:
@@ -406,7 +445,9 @@ def _setting_key(name: str, prefix: str) -> str | None:
                 return key
             old = OLD_TO_NEW.get(name) or OLD_TO_NEW.get(name[len(prefix):])
             return old
-        return None
+        # Old upper-case names are read whatever the namespace (celery/app/utils.py falls back to
+        # them): ``CELERYD_MAX_TASKS_PER_CHILD`` counts beside ``CELERY_`` settings.
+        return OLD_TO_NEW.get(name)
     if name in SETTINGS:
         return name
     return OLD_TO_NEW.get(name)

@@ -36,6 +36,7 @@ CLI = WorkerCli(
                  "--log-file": "log_file", "--worker-shutdown-timeout": "worker_shutdown_timeout"},
     bool_flags={"--watch": "watch", "-v": "verbose", "--verbose": "verbose"},
     pool_flags=("processes",), pool_fix="--processes",
+    process_flags=("processes",),  # ``-t/--threads`` are threads inside each process
     shutdown_flag="worker_shutdown_timeout", shutdown_default=600.0, shutdown_scale=1000.0,
     pool_default="dramatiq starts one worker process per CPU the container sees (the node's cores), each with "
                  "8 threads",

@@ -16,7 +16,7 @@ from qlint.frameworks._shapes import (
 )
 from qlint.lint.facts import CallFact, Span
 from qlint.lint.model import Profile, Project, Resolved, Site, Task, Unit
-from qlint.manifests.commands import WorkerCli
+from qlint.manifests.commands import StopSignals, WorkerCli
 
 FRAMEWORK = "huey"
 DECORATORS = ("task", "periodic_task", "context_task")
@@ -30,10 +30,20 @@ CLI = WorkerCli(
     value_flags={"-w": "workers", "--workers": "workers", "-k": "worker_type", "--worker-type": "worker_type",
                  "-d": "delay", "--delay": "delay", "-m": "max_delay", "--max-delay": "max_delay",
                  "-b": "backoff", "--backoff": "backoff", "-s": "scheduler_interval",
-                 "--scheduler-interval": "scheduler_interval", "-l": "logfile", "--logfile": "logfile"},
+                 "--scheduler-interval": "scheduler_interval", "-l": "logfile", "--logfile": "logfile",
+                 "-g": "graceful_signal", "--graceful-signal": "graceful_signal", "-t": "shutdown_timeout",
+                 "--shutdown-timeout": "shutdown_timeout"},
     bool_flags={"-n": "no_periodic", "--no-periodic": "no_periodic", "-f": "flush_locks",
                 "--flush-locks": "flush_locks", "-v": "verbose", "--verbose": "verbose", "-q": "quiet"},
     removes_scheduler="no_periodic",
+    # consumer_options.py: ``-w`` workers are threads (the default), greenlets or processes (``-k``).
+    process_flags=("workers",), kind_flag="worker_type", process_kinds=("process",), kind_default="thread",
+    # consumer.py: SIGINT stops gracefully, SIGTERM interrupts running tasks (and Huey does not ack:
+    # they are lost). Huey 3.4 adds ``-g/--graceful-signal INT|TERM`` (consumer_options.py).
+    stop_signals=StopSignals(
+        graceful="SIGINT", flag="graceful_signal", fix=("-g", "TERM"), since="Huey 3.4",
+        interrupts="Huey interrupts running tasks on the other stop signal and does not acknowledge tasks, so they "
+                   "are lost (only a `SIGNAL_INTERRUPTED` handler can enqueue them again)"),
 )
 
 PROFILE = Profile(

@@ -40,6 +40,9 @@ CLI = WorkerCli(
                  "-w": "worker_class", "--worker-class": "worker_class", "--max-jobs": "max_jobs",
                  "--logging_level": "logging_level", "-P": "path", "--path": "path"},
     bool_flags={"-s": "with_scheduler", "--with-scheduler": "with_scheduler", "-b": "burst", "--burst": "burst"},
+    # cli/workers.py: only ``worker-pool`` starts processes (``-n/--num-workers``); ``rq worker -n`` is a name.
+    process_flags=("num_workers",), process_commands=("worker-pool", "rqworker-pool"),
+    burst_flag="burst",
 )
 
 PROFILE = Profile(

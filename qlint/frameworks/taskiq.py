@@ -32,6 +32,7 @@ CLI = WorkerCli(
                  "--shutdown-timeout": "shutdown_timeout", "--ack-type": "ack_type"},
     bool_flags={"--no-parse": "no_parse", "-fsd": "fs_discover", "--fs-discover": "fs_discover",
                 "--reload": "reload"},
+    process_flags=("workers",),  # cli/worker/args.py: ``--workers`` processes (2 by default)
 )
 
 PROFILE = Profile(

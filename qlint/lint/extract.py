@@ -34,7 +34,7 @@ RECORDED_METHODS = frozenset({
     "retry", "apply_async", "delay", "update", "config_from_object", "setdefault", "add_periodic_task",
     "register_task", "send_task", "autodiscover_tasks", "get", "wait", "join", "s", "si", "signature",
     "enqueue", "enqueue_call", "enqueue_in", "enqueue_at", "send", "send_with_options", "kiq", "schedule",
-    "enqueue_job", "update_state",
+    "enqueue_job", "update_state", "config_from_envvar", "config_from_cmdline",
     # Other frameworks' enqueue, result and configuration methods.
     "enqueue_many", "wait_result", "result", "kicker", "with_labels", "with_middlewares", "add_middlewares",
     "add_middleware", "with_serializer", "set_encoder", "set_broker", "call", "run",
@@ -56,7 +56,8 @@ RECORDED_FUNCTIONS = RECORDED_METHODS | frozenset({
 })
 # Module-level method calls recorded besides those in function bodies.
 MODULE_METHODS = frozenset({
-    "update", "config_from_object", "setdefault", "add_periodic_task", "register_task", "add_middleware",
+    "update", "config_from_object", "config_from_envvar", "config_from_cmdline", "setdefault", "add_periodic_task",
+    "register_task", "add_middleware",
     "add_middlewares", "with_middlewares", "with_serializer", "set_encoder", "set_broker", "enqueue",
     "enqueue_call", "enqueue_in", "enqueue_at", "enqueue_many", "send_with_options",
 })

@@ -25,6 +25,35 @@ SEPARATORS = frozenset({"&&", "||", ";", "|"})
 
 
 @dataclass(frozen=True)
+class StopSignals:
+    """A worker for which SIGTERM, the signal Kubernetes and Docker stop containers with, is not a
+    graceful stop (QLT704): only ``graceful`` lets running tasks finish."""
+
+    graceful: str  # the signal that lets running tasks finish (Huey: ``SIGINT``)
+    interrupts: str  # what the other stop signal does to running tasks, as a sentence
+    flag: str = ""  # the flag (its key) that names the graceful signal instead: ``INT`` or ``TERM`` (Huey ``-g``)
+    fix: tuple[str, ...] = ()  # the words that make SIGTERM graceful (Huey: ``-g TERM``)
+    since: str = ""  # the first release that has ``flag`` (older ones refuse it)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A command that succeeds while this container's worker is alive (QLT705's fix), as the
+    words after the program. ``{flag}`` is the worker's value of that flag, else its default in
+    ``defaults`` (no probe when it has neither); a ``[...]`` part is left out when a flag inside
+    it has no value."""
+
+    words: str
+    defaults: tuple[tuple[str, str], ...] = ()
+    # A flag's value is used only when it matches this pattern (else no probe).
+    shapes: tuple[tuple[str, str], ...] = ()
+    host: tuple[str, ...] = ()  # spellings of the host name inside values; the probe says ``$HOSTNAME``
+    # Settings of the app, variables of the container's env or flags of the worker that, when
+    # set, must start with one of the values for the probe to answer at all.
+    requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
 class WorkerCli:
     """A framework's worker command line, declared by its framework module."""
 
@@ -39,6 +68,23 @@ class WorkerCli:
     pool_fix: str = ""
     pool_setting: str = ""
     pool_default: str = ""
+    # The processes the worker starts (QLT403, QLT410): the flags whose value counts them (a
+    # ``MAX,MIN`` value counts MAX; later flags win over earlier ones when both are given), the
+    # subcommands that start them (empty: every worker command), and the flag that says what the
+    # count counts, with the values that mean processes, its default, and the setting in the
+    # app's configuration that chooses it too (Celery ``-P``/``worker_pool``, prefork).
+    process_flags: tuple[str, ...] = ()
+    process_commands: tuple[str, ...] = ()
+    kind_flag: str = ""
+    process_kinds: tuple[str, ...] = ()
+    kind_default: str = ""
+    kind_setting: str = ""
+    # A per-process memory bound after which a process is replaced (QLT410): its flag and its
+    # setting, in units of ``memory_unit`` bytes, checked only between tasks.
+    memory_flag: str = ""
+    memory_setting: str = ""
+    memory_unit: int = 1
+    probe: Probe | None = None  # a liveness probe for the worker (QLT705)
     # How long the worker waits for running tasks when told to stop, when that is a setting of
     # its own (Dramatiq ``--worker-shutdown-timeout``, milliseconds, 600 s by default).
     shutdown_flag: str = ""
@@ -47,6 +93,13 @@ class WorkerCli:
     time_limit_flag: str = ""  # a CLI flag that bounds every task (Celery ``--time-limit``), seconds
     adds_scheduler: str = ""  # a flag that runs the scheduler inside the worker (Celery ``-B``)
     removes_scheduler: str = ""  # a flag that keeps a scheduler-by-default out (Huey ``-n``)
+    # The shutdown wait as an attribute of the worker's settings class (arq ``job_completion_wait``,
+    # seconds; ``shutdown_default`` when the class does not set it).
+    shutdown_setting: str = ""
+    stop_signals: StopSignals | None = None  # SIGTERM interrupts running tasks (Huey)
+    # A flag (its key) that makes the worker exit once its queues are empty (RQ, arq ``--burst``);
+    # a settings class attribute of the same name turns it on too (arq ``burst = True``).
+    burst_flag: str = ""
 
 
 @dataclass
@@ -63,20 +116,27 @@ class WorkerCommand:
     positional: list[Token]
     tokens: list[Token]
     cli: WorkerCli | None = None
+    subcommand: str = ""  # ``worker``, ``worker-pool``, a Django command; "" for programs without one
+    # The words that run the program, to run another of its commands the same way (a probe):
+    # ``python -m``, ``poetry run``; launchers (``exec``, ``tini --``, ``VAR=value``) left out.
+    runner: tuple[str, ...] = ()
 
 
 def _words(argv: list[Token]) -> list[list[Token]]:
-    """Commands in ``argv``: shell scripts (``sh -c "a && b"``) split into their commands."""
+    """Commands in ``argv``: shell scripts (``sh -c "a && b; c"``) split into their commands."""
     if len(argv) >= 3 and os.path.basename(argv[0].text) in SHELLS and argv[1].text.startswith("-") and \
             "c" in argv[1].text:
         script = argv[2]
+        lexer = shlex.shlex(script.text, posix=True, punctuation_chars=";&|")  # ``a;b`` splits at the ``;``
+        lexer.whitespace_split = True
+        lexer.commenters = "#"
         try:
-            words = shlex.split(script.text, comments=True)
+            words = list(lexer)
         except ValueError:
             words = script.text.split()
         commands, current = [], []
         for word in words:
-            if word in SEPARATORS:
+            if word and set(word) <= set(";&|"):
                 commands.append(current)
                 current = []
             else:
@@ -105,12 +165,34 @@ def _unwrap(argv: list[Token]) -> list[Token]:
     return argv[i:]
 
 
+def _runner(prefix: list[Token]) -> tuple[str, ...]:
+    """The words of ``prefix`` (what ``_unwrap`` removed) that are needed to run the program."""
+    out: list[str] = []
+    i = 0
+    while i < len(prefix):
+        word = os.path.basename(prefix[i].text)
+        if word in RUNNERS and i + 1 < len(prefix) and prefix[i + 1].text == RUNNERS[word] and \
+                word != "newrelic-admin":
+            out += [prefix[i].text, prefix[i + 1].text]
+            i += 2
+        elif word in PYTHONS:
+            out.append(prefix[i].text)
+            i += 1
+            while i < len(prefix) and prefix[i].text.startswith("-"):
+                out.append(prefix[i].text)  # ``-u``, ``-m``
+                i += 1
+        else:
+            i += 1
+    return tuple(out)
+
+
 def parse(argv: list[Token], clis: dict[str, WorkerCli]) -> list[WorkerCommand]:
     found = []
-    for words in _words(argv):
-        words = _unwrap(words)
+    for raw in _words(argv):
+        words = _unwrap(raw)
         if not words:
             continue
+        runner = _runner(raw[:len(raw) - len(words)])
         program = os.path.basename(words[0].text)
         rest = words[1:]
         if program == "manage.py" and rest:
@@ -119,12 +201,15 @@ def parse(argv: list[Token], clis: dict[str, WorkerCli]) -> list[WorkerCommand]:
                 if command in cli.django_commands:
                     found.append(_read(framework, cli, {cli.django_commands[command]}, rest[1:], words))
                     found[-1].framework = framework
+                    found[-1].subcommand = command
+                    found[-1].runner = runner
             continue
         for framework, cli in clis.items():
             if program in cli.programs or program.removesuffix(".py") in cli.programs:
                 command = _command(cli, rest, words)
                 if command is not None:
                     command.framework = framework
+                    command.runner = runner
                     found.append(command)
     for command in found:
         command.cli = clis[command.framework]
@@ -139,7 +224,9 @@ def _command(cli: WorkerCli, rest: list[Token], words: list[Token]) -> WorkerCom
     while i < len(rest):
         text = rest[i].text
         if text in cli.roles:
-            return _read("", cli, {cli.roles[text]}, rest[:i] + rest[i + 1:], words)
+            command = _read("", cli, {cli.roles[text]}, rest[:i] + rest[i + 1:], words)
+            command.subcommand = text
+            return command
         if text.startswith("-"):
             i += 1 if ("=" in text or text not in cli.value_flags) else 2
             continue

@@ -7,7 +7,7 @@ from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.model import UNKNOWN
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.manifests.joins import tasks_of
+from qlint.manifests.joins import setting, settings_of, tasks_of
 
 DEFAULT_GRACE = {"compose": 10.0}  # seconds; Kubernetes: 30
 KUBERNETES_GRACE = 30.0
@@ -270,10 +270,17 @@ services:
                     candidates.append((float(value), f"task `{task.name}` may run {value:g} s ({limit.source})"))
         if cli is not None and cli.shutdown_flag:
             flag = flags.get(cli.shutdown_flag)
-            value = _number(flag.value) / cli.shutdown_scale if flag is not None and _number(flag.value) else \
-                cli.shutdown_default
-            candidates.append((value, f"the worker itself waits {value:g} s for running tasks "
-                                      f"(`{cli.shutdown_flag}`)"))
+            written = _number(flag.value) if flag is not None else None
+            value = written / cli.shutdown_scale if written is not None else cli.shutdown_default
+            if value > 0:
+                candidates.append((value, f"the worker itself waits {value:g} s for running tasks "
+                                          f"(`{cli.shutdown_flag}`)"))
+        if cli is not None and cli.shutdown_setting:  # arq ``WorkerSettings.job_completion_wait``
+            site = settings_of(ctx.project, worker)
+            value = setting(site, cli.shutdown_setting, cli.shutdown_default) if site is not None else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                candidates.append((float(value), f"the worker waits {value:g} s for running jobs "
+                                                 f"(`{cli.shutdown_setting}`)"))
         if not candidates:
             return None, ""
         return max(candidates, key=lambda c: c[0])
