@@ -318,6 +318,14 @@ def _sites(project: Project, brokers: _Brokers, tasks: list[Task]) -> list[Site]
                                                     qualified=call.qualified.rpartition(".")[0]))
                 site.task = next((t for t in tasks if found and t.function is found[1]), None)
                 sites.append(site)
+            elif call.method == "send" and project.canonical(call.qualified).rpartition(".")[0] in actor_names:
+                # ``actor.send(...)``: an enqueue with the actor's own options (``send`` alone is too
+                # common a name to take on any receiver).
+                site = Site(FRAMEWORK, "enqueue", facts, call, PROFILE, anchor=call.span)
+                found = function_for(project, Value("name", call.span, dotted=call.receiver,
+                                                    qualified=call.qualified.rpartition(".")[0]))
+                site.task = next((t for t in tasks if found and t.function is found[1]), None)
+                sites.append(site)
             elif call.method == "set_encoder" and call.args:
                 encoder = call.args[0]
                 name = _middleware_name(project, encoder)

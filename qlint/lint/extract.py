@@ -401,10 +401,38 @@ class _Extractor(cst.CSTVisitor):
     def leave_While(self, original_node: cst.While) -> None:
         self.loops.pop()
 
-    def visit_CompFor(self, node: cst.CompFor) -> None:
-        self.loops.append(_bound_names(node.target))
+    # A comprehension's element is visited before its ``for`` clauses: push every clause's names
+    # when the comprehension starts, so ``[t.delay(x) for x in xs]`` sees ``x``.
+    def _comprehension(self, node) -> None:
+        names: list[str] = []
+        clause = node.for_in
+        while clause is not None:
+            names.extend(_bound_names(clause.target))
+            clause = clause.inner_for_in
+        self.loops.append(names)
 
-    def leave_CompFor(self, original_node: cst.CompFor) -> None:
+    def visit_ListComp(self, node: cst.ListComp) -> None:
+        self._comprehension(node)
+
+    def leave_ListComp(self, original_node: cst.ListComp) -> None:
+        self.loops.pop()
+
+    def visit_SetComp(self, node: cst.SetComp) -> None:
+        self._comprehension(node)
+
+    def leave_SetComp(self, original_node: cst.SetComp) -> None:
+        self.loops.pop()
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
+        self._comprehension(node)
+
+    def leave_GeneratorExp(self, original_node: cst.GeneratorExp) -> None:
+        self.loops.pop()
+
+    def visit_DictComp(self, node: cst.DictComp) -> None:
+        self._comprehension(node)
+
+    def leave_DictComp(self, original_node: cst.DictComp) -> None:
         self.loops.pop()
 
     def visit_With(self, node: cst.With) -> None:
