@@ -1,0 +1,396 @@
+from __future__ import annotations
+
+from qlint.frameworks import validation
+from qlint.lint.context import RuleContext
+from qlint.lint.diagnostics import Severity
+from qlint.lint.facts import FunctionFact, Param
+from qlint.lint.model import Task
+from qlint.lint.registry import Invalid, Rule, Valid, register
+from qlint.rules._common import task_functions
+
+
+def _describe(param: Param) -> str:
+    if param.kind == "kwarg":
+        return f"`**{param.name}`"
+    if not param.annotation:
+        return f"the untyped argument `{param.name}`"
+    return f"the argument `{param.name}: {param.annotation}`"
+
+
+def _candidates(task: Task, fn: FunctionFact) -> list[Param]:
+    """Message parameters whose shape nothing declares: untyped, ``dict``/``Any``, ``**kwargs``."""
+    parsing = validation.parses_annotated(task)
+    out = []
+    for param in validation.message_params(task, fn):
+        if param.kind == "vararg":
+            continue
+        if param.kind == "kwarg":
+            if "Unpack" in param.annotation or len(fn.decorators) > 1:
+                continue  # typed keywords; or another decorator may be what fills them
+            out.append(param)
+        elif validation.unparsed_annotation(param.annotation) if parsing else \
+                validation.loose_annotation(param.annotation):
+            out.append(param)
+    return out
+
+
+@register
+class TaskInputUnvalidated(Rule):
+    """## What it does
+    Checks tasks that read keys of a parameter whose shape nothing declares (untyped, `dict`,
+    `Dict[str, Any]`, `Any`, `Mapping`, or `**kwargs`), as `payload["email"]` or
+    `payload.get("email")`, while nothing in the task validates its input.
+
+    Validation is any of: the framework validating the arguments (Celery `pydantic=True`,
+    Taskiq's parsing of annotated parameters), a validating call anywhere in the task's code
+    (`Model.model_validate`, `parse_obj`, `TypeAdapter(...).validate_python`, marshmallow
+    `Schema().load`, `jsonschema.validate`, Django `form.is_valid()`/`full_clean()`, a project
+    function whose name says it validates), `Model(**payload)`, an `isinstance` guard on a
+    parameter, a `"key" in payload` check, an `if` on a parameter that raises, an `assert`
+    on a parameter, or an `except KeyError`/`TypeError`/`...ValidationError` handler.
+
+    Parameters only passed along, ids and typed scalars are not reported, nor reads by
+    position (`rows[0]`), nor `kwargs.get("flag")` (an optional keyword argument, spelled
+    the long way).
+
+    ## Why is this bad?
+    A task's arguments are whatever the message on the broker says: during a rolling deploy
+    an older producer sends the old shape to a newer worker (or the reverse), a message sent
+    by another service, replayed from a dead-letter queue or by hand can hold anything. A
+    task that indexes a raw dictionary then fails partway with `KeyError` or `TypeError`,
+    after the side effects that ran before the read (an e-mail sent, a row written), and
+    every retry fails the same way; with `.get()` a missing or misspelled field silently
+    becomes `None` and the task does the wrong thing. Validating on entry turns a bad
+    message into one clear error before any work is done, and documents the contract
+    between producer and task.
+
+    ## Example
+    ```python
+    from celery import shared_task
+
+    @shared_task
+    def send_receipt(payload: dict):
+        send_mail(to=payload["email"], total=payload["total"])
+    ```
+
+    Use instead:
+    ```python
+    from celery import shared_task
+    from pydantic import BaseModel
+
+    class Receipt(BaseModel):
+        email: str
+        total: int
+
+    @shared_task(pydantic=True)
+    def send_receipt(payload: Receipt):
+        send_mail(to=payload.email, total=payload.total)
+    ```
+
+    ## Per framework
+    - **Celery**: `@app.task`/`@shared_task` functions and the `run` method of class-based
+      tasks; the first parameter of a bound task is the task. `pydantic=True` (Celery >= 5.5)
+      validates parameters annotated with a pydantic model: `def f(payload: dict)` →
+      `@shared_task(pydantic=True)` + `def f(payload: Receipt)`.
+    - **RQ**: `@job` functions and functions passed to `enqueue`: `def f(data): data["id"]`.
+    - **Dramatiq**: actors and the `perform` method of `GenericActor`s:
+      `@dramatiq.actor def f(event): event["type"]`.
+    - **Huey**: `@huey.task()` functions (`task` is not an argument under `context=True`):
+      `@huey.task() def f(msg): msg["to"]`.
+    - **Taskiq**: only unannotated (or `Any`) parameters and `**kwargs`: Taskiq parses
+      annotated parameters with pydantic before the task runs, so `def f(p: Receipt)` is
+      not reported, `async def f(p): p["email"]` is.
+    - **arq**: the parameters after `ctx` (which is arq's own dictionary):
+      `async def f(ctx, job): job["url"]`.
+
+    ## Known problems
+    Validation done by the caller before enqueueing, or by a helper the task passes the
+    payload to, is not seen; the task is then reported although the producer checks the
+    shape. Conversely any validating call anywhere in the task counts, even on another
+    value.
+
+    ## Fix safety
+    There is no fix: the model of the payload is the author's to write.
+
+    ## References
+    - [Celery: Argument validation with Pydantic](https://docs.celeryq.dev/en/stable/userguide/tasks.html#argument-validation-with-pydantic)
+    - [Celery: Security](https://docs.celeryq.dev/en/stable/userguide/security.html)
+    - [Taskiq: Parsing arguments](https://taskiq-python.github.io/guide/tasks.html)
+    - [pydantic: Models](https://docs.pydantic.dev/latest/concepts/models/)
+    """
+
+    code = "QLT505"
+    name = "task-input-unvalidated"
+    summary = "Task reads keys of an untyped or `dict` argument that nothing validates"
+    severity = Severity.INFO
+    frameworks = ("celery", "rq", "dramatiq", "huey", "taskiq", "arq")
+
+    VALID = [
+        Valid("""
+from celery import shared_task
+from pydantic import BaseModel
+
+class Receipt(BaseModel):
+    email: str
+
+@shared_task
+def send_receipt(payload: dict):
+    receipt = Receipt.model_validate(payload)
+    send_mail(to=receipt.email, total=payload["total"])
+""", note="model_validate anywhere in the task"),
+        Valid("""
+from celery import shared_task
+
+@shared_task(pydantic=True)
+def send_receipt(payload: dict, order):
+    send_mail(to=payload["email"], total=order["total"])
+""", note="pydantic=True: the framework validates the task's arguments"),
+        Valid("""
+from celery import shared_task
+
+@shared_task
+def send_receipt(payload):
+    if not isinstance(payload, dict):
+        raise TypeError("payload")
+    send_mail(to=payload["email"])
+""", note="an isinstance guard"),
+        Valid("""
+from celery import shared_task
+
+@shared_task
+def send_receipt(payload):
+    if "email" not in payload:
+        return
+    send_mail(to=payload["email"])
+""", note="a key membership check"),
+        Valid("""
+from celery import shared_task
+
+@shared_task
+def send_receipt(payload):
+    if not payload.get("email"):
+        raise ValueError("no e-mail in payload")
+    send_mail(to=payload["email"])
+""", note="a raise on a parameter check"),
+        Valid("""
+from celery import shared_task
+from marshmallow import Schema, fields
+
+class ReceiptSchema(Schema):
+    email = fields.Email(required=True)
+
+@shared_task
+def send_receipt(payload):
+    data = ReceiptSchema().load(payload)
+    send_mail(to=data["email"])
+""", note="marshmallow load"),
+        Valid("""
+import json
+import jsonschema
+from celery import shared_task
+
+@shared_task
+def send_receipt(raw):
+    payload = json.loads(raw)
+    jsonschema.validate(payload, SCHEMA)
+    send_mail(to=payload["email"])
+""", note="jsonschema.validate"),
+        Valid("""
+from celery import shared_task
+
+@shared_task
+def notify(user_id: int, context, ids):
+    send_mail(user_id, context=context)
+    first = ids[0]
+""", note="a payload only passed along; ids read by position"),
+        Valid("""
+from celery import shared_task
+
+@shared_task
+def cleanup(**kwargs):
+    dry_run = kwargs.get("dry_run", False)
+    region = kwargs.get("region")
+""", note="optional keyword arguments read through kwargs.get"),
+        Valid("""
+from celery import shared_task
+from .schemas import Receipt
+
+@shared_task
+def send_receipt(payload: Receipt):
+    send_mail(to=payload["email"])
+""", note="the parameter declares its type"),
+        Valid("""
+from celery import shared_task
+
+@shared_task
+def send_receipt(payload):
+    try:
+        email = payload["email"]
+    except KeyError:
+        return
+    send_mail(to=email)
+""", note="the task handles a missing key"),
+        Valid("""
+from celery import shared_task
+
+@shared_task(bind=True)
+def send_receipt(self, payload: dict):
+    config = MailConfig(**payload)
+    send_mail(to=config.email, retries=self.request["retries"])
+""", note="Model(**payload) checks the keys; `self` is the task"),
+        Valid("""
+from taskiq import InMemoryBroker
+
+broker = InMemoryBroker()
+
+@broker.task
+async def send_receipt(payload: dict[str, str]):
+    send_mail(to=payload["email"])
+""", note="Taskiq parses annotated parameters"),
+        Valid("""
+from arq import cron
+
+async def send_receipt(ctx, user_id: int):
+    redis = ctx["redis"]
+    await redis.get(user_id)
+
+class WorkerSettings:
+    functions = [send_receipt]
+""", note="arq's ctx is the framework's own dictionary"),
+    ]
+    INVALID = [
+        Invalid("""
+from celery import shared_task
+
+@shared_task
+def send_receipt(payload: dict):
+    send_mail(to=payload["email"], total=payload["total"])
+""", expect=3, message='`payload["email"]`'),
+        Invalid({
+            "proj/__init__.py": "",
+            "proj/celery.py": """
+from celery import Celery
+
+app = Celery("proj")
+""",
+            "proj/tasks.py": """
+from typing import Any, Optional
+
+from proj.celery import app
+
+@app.task(bind=True, max_retries=3)
+def charge(self, order: Optional[dict[str, Any]], amount: int):
+    total = order.get("total")
+    charge_card(order["card"], total)
+
+@app.task
+def sync(**kwargs):
+    account = kwargs["account"]
+""",
+        }, expect=[("proj/tasks.py", 5), ("proj/tasks.py", 10)],
+            note="Optional[dict], a bound task, **kwargs read by key"),
+        Invalid("""
+from celery import Celery, Task
+
+app = Celery("proj")
+
+class Import(Task):
+    def run(self, row):
+        save(row["sku"], row["price"])
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        if not isinstance(args, tuple):
+            raise TypeError(args)
+""", expect=5, message="KeyError", note="class-based task: the run method's arguments"),
+        Invalid("""
+from rq.decorators import job
+
+@job("default")
+def resize(data):
+    resize_image(data["path"], data["width"])
+""", expect=3, note="RQ job"),
+        Invalid("""
+import dramatiq
+
+@dramatiq.actor(max_retries=3)
+def handle(event):
+    if event.get("type") == "signup":
+        welcome(event.get("user"))
+""", expect=3, message="`None`", note="Dramatiq actor, reads through .get()"),
+        Invalid("""
+from huey import RedisHuey
+
+huey = RedisHuey("app")
+
+@huey.task(context=True)
+def deliver(message, task=None):
+    send(message["to"], message["body"])
+""", expect=5, note="Huey task"),
+        Invalid("""
+from taskiq import InMemoryBroker
+
+broker = InMemoryBroker()
+
+@broker.task
+async def deliver(message, retries: int = 3):
+    await send(message["to"])
+""", expect=5, message="Taskiq", note="Taskiq: an unannotated parameter is not parsed"),
+        Invalid("""
+from arq.connections import RedisSettings
+
+async def fetch(ctx, job):
+    session = ctx["session"]
+    await session.get(job["url"])
+
+class WorkerSettings:
+    functions = [fetch]
+    redis_settings = RedisSettings()
+""", expect=3, note="arq: the parameters after ctx"),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        for task in ctx.project.tasks:
+            if task.profile is None:
+                continue
+            option = validation.validating_option(task)
+            if option is not None and (validation.validates_arguments(task) or
+                                       validation.option_unknown(task, option)):
+                continue
+            fn = validation.entry_function(task)
+            if fn is None:
+                continue
+            candidates = {p.name: p for p in _candidates(task, fn)}
+            quick = [name for name in candidates if name in fn.subscripted or any(
+                c.method == "get" and c.receiver == name for c in fn.calls)]
+            if not quick:
+                continue
+            # The entry function and the task methods it calls (``self.parse(...)``), not hooks
+            # such as ``on_failure`` that see the arguments after the fact.
+            functions = [fn] + [f for f in task_functions(ctx.project, task)
+                                if f is not fn and f.name in fn.self_attrs]
+            body = validation.analyse_task(ctx.source(task.file).utf8, quick, functions)
+            if body.validation:
+                continue
+            # ``kwargs.get("flag")`` is an optional keyword argument, spelled the long way.
+            reads = [r for r in body.reads if not (r[1] != "subscript" and candidates[r[0]].kind == "kwarg")]
+            if not reads:
+                continue
+            self._report(ctx, task, candidates[reads[0][0]], reads)
+
+    def _report(self, ctx: RuleContext, task: Task, param: Param, reads) -> None:
+        name, how, text, _ = reads[0]
+        indexes = any(r[1] == "subscript" for r in reads)
+        if indexes:
+            text = next(r[2] for r in reads if r[1] == "subscript")
+            outcome = ("a message of another shape (an older producer during a deploy, a replayed or hand-sent "
+                       "message) fails with `KeyError` or `TypeError` partway through the task, after the work "
+                       "done before the read, and fails again on every retry")
+        else:
+            outcome = ("a missing or misspelled field comes through as `None` (or a wrong type) and the task "
+                       "carries on with it")
+        title = task.profile.title if task.profile else ""
+        others = len({r[2] for r in reads}) - 1
+        more = f" (and {others} other read{'s' if others > 1 else ''})" if others > 0 else ""
+        message = (f"{title} task `{task.function.name if task.function else task.name}` reads `{text}`{more} from "
+                   f"{_describe(param)} and nothing validates it: {outcome}; {validation.remedy(task)}")
+        ctx.report(task.file, task.anchor, message, statement=task.header)
