@@ -482,7 +482,11 @@ class _Extractor(cst.CSTVisitor):
             name = node.name.name.value
         start = self.span(node).start
         body_start = self.span(node.body).start
-        colon = self.source_utf8.rfind(b":", start, body_start)
+        # The header's colon: the first one after the caught type (or ``as`` name), never one in
+        # a trailing comment (``except OSError:  # noqa: BLE001``).
+        after = self.span(node.name.name).end if node.name is not None else (
+            self.span(node.type).end if node.type is not None else start + len("except"))
+        colon = self.source_utf8.find(b":", after, body_start)
         if node.type is not None and colon >= 0:
             # Right before the colon, so `` as exc`` lands after a closing parenthesis too.
             type_end = len(self.source_utf8[:colon].rstrip())

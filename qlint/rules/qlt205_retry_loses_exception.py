@@ -128,6 +128,29 @@ class Client:
     ]
     INVALID = [
         Invalid("""
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task(bind=True)
+def upload(self, path):
+    try:
+        pass
+    except ConnectionError:  # retry: transient
+        self.retry(countdown=5)
+""", expect=10, fixed="""
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task(bind=True)
+def upload(self, path):
+    try:
+        pass
+    except ConnectionError as exc:  # retry: transient
+        self.retry(countdown=5, exc=exc)
+""", note="a colon in the handler's trailing comment"),
+        Invalid("""
 from celery import shared_task
 
 @shared_task(bind=True)
