@@ -28,11 +28,16 @@ ROOT = Path(__file__).resolve().parents[1]
 GIT_COMMIT = ["git", "-c", "user.name=qlint tests", "-c", "user.email=qlint@example.invalid",
               "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify"]
 
-CELERY_PY = 'from celery import Celery\n\napp = Celery("proj")\n'
+# Clean for every default rule: recycling (QLT401) and a failure sink (QLT301).
+CELERY_PY = ('from celery import Celery\nfrom celery.signals import task_failure\n\napp = Celery("proj")\n'
+             "app.conf.worker_max_tasks_per_child = 100\n\n\n@task_failure.connect\n"
+             "def report(sender=None, **kwargs):\n    pass\n")
 BAD_TASKS = "from proj.celery import app\n\n\n@app.task\ndef f():\n    return 1\n"
 CLEAN_TASKS = ("from proj.celery import app\n\n\n@app.task(time_limit=60, soft_time_limit=50)\n"
                "def f():\n    return 1\n")
-COMPOSE = "services:\n  worker:\n    image: proj\n    command: celery -A proj worker --loglevel=info\n"
+# Sized pool, memory limit and a grace period longer than the tasks (QLT402, QLT701, QLT702).
+COMPOSE = ("services:\n  worker:\n    image: proj\n    command: celery -A proj worker --loglevel=info --concurrency=2\n"
+           "    mem_limit: 512m\n    stop_grace_period: 90s\n")
 
 
 def _git(*args: str, cwd: Path) -> str:
