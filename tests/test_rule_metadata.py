@@ -18,6 +18,11 @@ COMMITTED = {
     "QLT204": "retry-without-bind",
     "QLT205": "retry-loses-exception",
     "QLT501": "pickle-serializer-enabled",
+    "QLT001": "unused-noqa",
+    "QLT402": "concurrency-defaults-to-host-cpus",
+    "QLT701": "worker-without-resource-limits",
+    "QLT702": "shutdown-grace-too-short",
+    "QLT703": "scheduler-replicated",
     "QLT503": "broker-credentials-in-code",
     "QLT505": "task-input-unvalidated",
     "QLT506": "model-argument-not-validated",
@@ -66,6 +71,7 @@ SECTIONS = ["## What it does", "## Why is this bad?", "## Example", "Use instead
 
 def test_committed_codes_are_implemented_with_their_names():
     rules = {r.code: r.name for r in all_rules()}
+    assert set(rules) == set(COMMITTED), "every rule is one RULES.md commits to, and every committed code exists"
     for code, name in COMMITTED.items():
         assert rules.get(code) == name
 
