@@ -149,7 +149,7 @@ def commands_for(codebase: Path, bin_dir: Path | None) -> tuple[list[Command], l
 
 
 def parsed_files(stderr: str) -> str:
-    match = re.search(r"qlint: .*", stderr)
+    match = re.search(r"qlint: \d+ Python files? checked.*", stderr)  # not the ``skipped`` notes above it
     return match.group(0) if match else ""
 
 
