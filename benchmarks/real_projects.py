@@ -3,7 +3,7 @@
     python benchmarks/real_projects.py /path/to/project [/path/to/another ...] [--out FILE]
 
 For each project: Python files, files parsed (candidates plus the modules their facts
-reached), wall time of a cold run (``--no-cache``), findings per rule with every rule
+reached), manifests read and YAML files skipped (templates, non-manifests), wall time of a cold run (``--no-cache``), findings per rule with every rule
 selected (opt-in ones included), files qlint could not check, and internal errors (which
 must stay at zero). The table is printed, and written to ``--out`` when given.
 """
@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SUMMARY = re.compile(r"qlint: (\d+) Python files? checked, (\d+) parsed")
+SUMMARY = re.compile(r"qlint: (\d+) Python files? checked, (\d+) parsed .*?(\d+) manifests read, (\d+) skipped")
 
 
 def qlint_command() -> list[str]:
@@ -39,6 +39,8 @@ def run(project: Path) -> dict:
         "project": project.name,
         "files": int(summary.group(1)) if summary else None,
         "parsed": int(summary.group(2)) if summary else None,
+        "manifests": int(summary.group(3)) if summary else None,
+        "skipped": int(summary.group(4)) if summary else None,
         "seconds": elapsed,
         "rules": Counter(f["code"] for f in findings),
         "unchecked": len(re.findall(r"^qlint: error: ", proc.stderr, flags=re.MULTILINE)),
@@ -50,12 +52,13 @@ def run(project: Path) -> dict:
 def table(rows: list[dict]) -> str:
     lines = [f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}; "
              "cold runs (`--no-cache`), every rule selected.", "",
-             "| project | files | parsed | seconds | findings per rule | unchecked | internal errors |",
-             "|---|---:|---:|---:|---|---:|---:|"]
+             "| project | Python files | parsed | manifests read | YAML skipped | seconds | findings per rule | "
+             "unchecked | internal errors |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         rules = ", ".join(f"{code} {n}" for code, n in sorted(r["rules"].items())) or "none"
-        lines.append(f"| {r['project']} | {r['files']} | {r['parsed']} | {r['seconds']:.1f} | {rules} | "
-                     f"{r['unchecked']} | {r['internal']} |")
+        lines.append(f"| {r['project']} | {r['files']} | {r['parsed']} | {r['manifests']} | {r['skipped']} | "
+                     f"{r['seconds']:.1f} | {rules} | {r['unchecked']} | {r['internal']} |")
     return "\n".join(lines) + "\n"
 
 
