@@ -30,7 +30,7 @@ def make_linter(root: Path, codes: list[str] | None = None, *, use_prefilter: bo
     rules = select_rules(codes, (), ()) if codes is not None else select_rules(None)
     linter = Linter(s, rules, use_prefilter=use_prefilter)
     linter.load(sorted(p for p in root.rglob("*.py")))
-    linter.load_manifests(sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml")
+    linter.load_manifests(sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml", ".sh")
                                  or p.name.startswith("Procfile")))
     return linter
 

@@ -47,7 +47,7 @@ def test_classify(tmp_path: Path) -> None:
     (tmp_path / "nofirst").write_text("\n#!/usr/bin/python\n")
     expected = {"a.py": "python", "b.pyi": "python", "c.yaml": "yaml", "d.yml": "yaml",
                 "Procfile": "procfile", "Procfile.web": "procfile", "e.txt": "other",
-                "f.PY": "python", "script": "python", "shell": "other", "script.sh": "other",
+                "f.PY": "python", "script": "python", "shell": "other", "script.sh": "script",
                 "nofirst": "other"}
     for name, kind in expected.items():
         assert classify(tmp_path / name) == kind, name

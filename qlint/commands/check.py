@@ -105,7 +105,7 @@ def run_check(args: argparse.Namespace) -> int:
             # still context for cross-file facts (the app's configuration, constants).
             context = [p for p in discover([settings.root], settings).python if str(p) not in checked]
         linter.load(found.python, context=context)
-        manifest_paths = [*found.yaml, *found.procfiles]
+        manifest_paths = [*found.yaml, *found.procfiles, *found.scripts]
         linter.load_manifests(manifest_paths)
         checked |= {str(p) for p in manifest_paths}
 

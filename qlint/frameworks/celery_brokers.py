@@ -264,11 +264,12 @@ POOL_FLAG = "pool"
 
 
 def workers_running(project: Project, app: App) -> list:
-    """The ``celery worker`` commands in the project's manifests that run this app's tasks."""
+    """The ``celery worker`` commands in the project's manifests (and shell scripts) that run this
+    app's tasks."""
     from qlint.manifests.joins import tasks_of
 
     found = []
-    for worker in getattr(project, "workers", []):
+    for worker in [*getattr(project, "workers", []), *getattr(project, "script_workers", [])]:
         if worker.framework != "celery" or "worker" not in worker.command.roles:
             continue
         if any(app in task.apps for task in tasks_of(project, worker)):

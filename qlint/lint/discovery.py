@@ -50,6 +50,7 @@ class Discovered:
     python: list[Path] = field(default_factory=list)
     yaml: list[Path] = field(default_factory=list)
     procfiles: list[Path] = field(default_factory=list)
+    scripts: list[Path] = field(default_factory=list)  # ``*.sh``: worker command lines, read for their flags
     # Files named explicitly that are none of the above (a walk does not collect them).
     other: list[Path] = field(default_factory=list)
     # (path, message): missing explicit paths, unreadable folders, symlink loops.
@@ -202,13 +203,15 @@ def _classify_name(name: str, path: str | os.PathLike[str]) -> str:
         return "yaml"
     if name == "Procfile" or base == "Procfile":
         return "procfile"
+    if suffix == ".sh":
+        return "script"
     if not suffix and not name.startswith(".") and _has_python_shebang(path):
         return "python"
     return "other"
 
 
 def classify(path: Path) -> str:
-    """``"python"``, ``"yaml"``, ``"procfile"`` or ``"other"``.
+    """``"python"``, ``"yaml"``, ``"procfile"``, ``"script"`` (``*.sh``) or ``"other"``.
 
     Python: ``*.py``, ``*.pyi``, or an extensionless file whose first line is a python
     shebang (only such files are opened, and only their first bytes read). YAML:
@@ -346,7 +349,7 @@ def _dir_key(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-_FIELD = {"python": "python", "yaml": "yaml", "procfile": "procfiles", "other": "other"}
+_FIELD = {"python": "python", "yaml": "yaml", "procfile": "procfiles", "script": "scripts", "other": "other"}
 
 
 class _Walker:
@@ -493,5 +496,6 @@ def discover(paths: list[Path], settings: Settings, *, force_exclude: bool = Fal
     result.python = sorted(set(result.python))
     result.yaml = sorted(set(result.yaml))
     result.procfiles = sorted(set(result.procfiles))
+    result.scripts = sorted(set(result.scripts))
     result.other = sorted(set(result.other))
     return result

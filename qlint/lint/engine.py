@@ -286,8 +286,11 @@ class Linter:
         project = self._project()
         for framework in FRAMEWORKS:
             framework.collect(project)
-        project.workloads, project.workers = manifests.join(
-            list(self.manifests.values()), {fw.FRAMEWORK: fw.CLI for fw in FRAMEWORKS})
+        workloads, workers = manifests.join(list(self.manifests.values()), {fw.FRAMEWORK: fw.CLI for fw in FRAMEWORKS})
+        # Shell scripts tell how workers are started (their flags), but are no deployment to judge.
+        project.workloads = [w for w in workloads if w.kind != "script"]
+        project.workers = [w for w in workers if w.workload.kind != "script"]
+        project.script_workers = [w for w in workers if w.workload.kind == "script"]
         for framework in FRAMEWORKS:  # what the worker commands change (a pool, a consumer type, a scheduler)
             apply = getattr(framework, "apply_workers", None)
             if apply is not None:

@@ -239,6 +239,7 @@ class Project:
         # From manifests (qlint.manifests.collect): workloads and the worker processes they start.
         self.workloads: list = []
         self.workers: list = []
+        self.script_workers: list = []  # workers started by shell scripts: flags only
         self._fold_stack: set[int] = set()
 
     # -- symbols ---------------------------------------------------------------------

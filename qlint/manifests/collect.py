@@ -50,12 +50,19 @@ def is_procfile(path: Path) -> bool:
     return path.name == "Procfile" or path.name.startswith("Procfile.")
 
 
+def is_script(path: Path) -> bool:
+    return path.suffix == ".sh"
+
+
 def read(src: SourceFile) -> ManifestFile:
     """Raises ``yamldoc.Skipped`` / ``yamldoc.Invalid`` for YAML qlint does not read."""
     path = str(src.path)
     result = ManifestFile(path, src)
     if is_procfile(Path(path)):
         result.workloads = _procfile(src)
+        return result
+    if is_script(Path(path)):
+        result.workloads = _script(src)
         return result
     for doc in yamldoc.documents(src):
         if not doc.is_map:
@@ -88,6 +95,41 @@ def _procfile(src: SourceFile) -> list[Workload]:
         container.argv = [Token(w, Span(start, end), False) for w in words]
         out.append(Workload("Procfile", name.strip(), str(src.path), span, containers=[container]))
     return out
+
+
+def _script(src: SourceFile) -> list[Workload]:
+    """A shell script's command lines (``\\`` continuations joined), each a ``script`` workload:
+    read for the flags a worker is started with, never judged as a container."""
+    out = []
+    lines = src.text.splitlines()
+    row, start_row = 0, 0
+    pending = ""
+    while row < len(lines):
+        line = lines[row]
+        if not pending:
+            start_row = row
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            row += 1
+            continue
+        command = (pending + line).strip()
+        pending = ""
+        row += 1
+        if not command or command.startswith("#"):
+            continue
+        start = src.line_starts[start_row]
+        span = Span(start, start)
+        container = Container(Path(str(src.path)).name, span, command_line=span)
+        container.argv = [Token(w, span, False) for w in _shell_words(command)]
+        out.append(Workload("script", Path(str(src.path)).name, str(src.path), span, containers=[container]))
+    return out
+
+
+def _shell_words(command: str) -> list[str]:
+    try:
+        return shlex.split(command, comments=True)
+    except ValueError:
+        return command.split()
 
 
 def join(files: list[ManifestFile], clis: dict) -> tuple[list[Workload], list[Worker]]:

@@ -84,6 +84,23 @@ class WorkerWithoutChildRecycling(Rule):
     frameworks = ("celery",)
 
     VALID = [
+        Valid({
+            "proj/__init__.py": "",
+            "proj/celery.py": """
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task(time_limit=60)
+def ping():
+    pass
+""",
+            "bin/run-worker.sh": """#!/bin/sh
+set -e
+exec celery -A proj worker --loglevel INFO \\
+    --max-tasks-per-child=${MAX_TASKS:-25}
+""",
+        }, note="a shell script that starts the worker passes the flag"),
         Valid("""
 from celery import Celery
 
