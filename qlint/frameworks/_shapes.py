@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword, Span, Value
 from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Task, seconds
@@ -217,20 +217,6 @@ def invalid_duration(r: Resolved, consequences: dict[str, str], *, strings: bool
 def _consequence(consequences: dict[str, str], kind: str, what: str) -> str | None:
     text = consequences.get(kind)
     return f"{what}: {text}" if text else None
-
-
-def calls_named(project: Project, methods: frozenset[str]) -> Iterator[tuple[FileFacts, CallFact, FunctionFact | None]]:
-    """Recorded calls with one of ``methods`` anywhere in the parsed files (module level and bodies)."""
-    for facts in project.parsed_files():
-        seen: set[int] = set()
-        for call in facts.calls:
-            if call.method in methods or (not call.method and call.dotted in methods):
-                seen.add(id(call))
-                yield facts, call, None
-        for fn in facts.functions:
-            for call in fn.calls:
-                if id(call) not in seen and (call.method in methods or (not call.method and call.dotted in methods)):
-                    yield facts, call, fn
 
 
 def all_calls(facts: FileFacts) -> list[CallFact]:

@@ -43,7 +43,6 @@ PROFILE = Profile(
     async_loop="every job of the worker (`max_jobs`, 10 by default)",
     implicit_retries="re-runs a job up to 5 times in all when it is cancelled, cut off by a shutdown or "
                      "raises `Retry`",
-    docs="https://arq-docs.helpmanual.io/",
 )
 INVENTORY = {
     "queue": {"default": "arq:queue"},

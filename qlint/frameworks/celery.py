@@ -81,7 +81,6 @@ PROFILE = Profile(
     max_retries="max_retries", retry_delay=Unit("default_retry_delay"),
     timeout_exceptions=("celery.exceptions.SoftTimeLimitExceeded",), async_tasks="unsupported", needs_app=True,
     limit_setting="`task_time_limit` in the app's configuration", retry_method="retry", bind_option="bind",
-    docs="https://docs.celeryq.dev/en/stable/userguide/tasks.html",
 )
 # Pools that do not enforce time limits (celery/concurrency/*: only prefork and gevent implement
 # ``on_hard_timeout``; gevent has no soft limit).

@@ -50,7 +50,6 @@ PROFILE = Profile(
     implicit_retries="retries every exception up to 20 times, backing off from 15 s to 7 days",
     handler_options=("on_retry_exhausted", "on_failure"),
     handler_objects_on_enqueue=("on_failure",),
-    docs="https://dramatiq.io/guide.html",
 )
 INVENTORY = {
     "queue": {"option": "queue_name", "default": "default"},

@@ -49,7 +49,6 @@ CLI = WorkerCli(
 PROFILE = Profile(
     FRAMEWORK, "Huey", time_limit=Unit("timeout"), max_retries="retries", retry_delay=Unit("retry_delay"),
     timeout_exceptions=("huey.exceptions.TaskTimeout",), async_tasks="unsupported",
-    docs="https://huey.readthedocs.io/en/latest/api.html",
 )
 INVENTORY = {
     "queue": {"default": "(the Huey instance)"},

@@ -47,7 +47,6 @@ CLI = WorkerCli(
 
 PROFILE = Profile(
     FRAMEWORK, "RQ", time_limit=Unit("timeout"), timeout_exceptions=("rq.timeouts.JobTimeoutException",),
-    docs="https://python-rq.org/docs/jobs/",
 )
 INVENTORY = {
     "queue": {"option": "queue", "default": "default"},

@@ -38,7 +38,6 @@ CLI = WorkerCli(
 PROFILE = Profile(
     FRAMEWORK, "Taskiq", time_limit=Unit("timeout"), max_retries="max_retries",
     async_loop="every task of the worker process (`--max-async-tasks`, 100 by default)",
-    docs="https://taskiq-python.github.io/guide/getting-started.html",
 )
 INVENTORY = {
     "queue": {"default": "(the broker)"},

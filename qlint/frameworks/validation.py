@@ -198,27 +198,6 @@ def unparsed_annotation(annotation: str) -> bool:
     return node is not None and all(_dotted(m).rpartition(".")[2] == "Any" for m in _union_members(node))
 
 
-def annotation_names(annotation: str) -> list[str]:
-    """Dotted names an annotation mentions (``list[schemas.Order] | None`` -> ``list``, ``schemas.Order``)."""
-    node = _annotation_tree(annotation)
-    if node is None:
-        return []
-    out = []
-    for sub in ast.walk(node):
-        if isinstance(sub, (ast.Name, ast.Attribute)):
-            dotted = _dotted(sub)
-            if dotted and not any(dotted != o and o.startswith(dotted + ".") for o in out):
-                out.append(dotted)
-    return [n for n in out if not any(o != n and o.startswith(n + ".") for o in out)]
-
-
-def _qualify(facts: FileFacts, dotted: str) -> str:
-    head, _, rest = dotted.partition(".")
-    if head in facts.imports:
-        base = facts.imports[head]
-        return f"{base}.{rest}" if rest else base
-    return f"{facts.module}.{dotted}"
-
 
 def pydantic_model(project: Project, facts: FileFacts, annotation: str) -> str | None:
     """The pydantic model (a project class whose bases reach ``pydantic.BaseModel``) that a
@@ -230,7 +209,7 @@ def pydantic_model(project: Project, facts: FileFacts, annotation: str) -> str |
         dotted = _dotted(member)
         if not dotted:
             continue
-        qualified = project.canonical(_qualify(facts, dotted))
+        qualified = project.canonical(facts.qualify(dotted))
         if _reaches_pydantic(project, qualified, 0):
             return dotted
     return None
@@ -252,7 +231,7 @@ def _reaches_pydantic(project: Project, qualified: str, depth: int) -> bool:
             head = _subscript_head(where, base)
             if not head:
                 continue
-            qualified = project.canonical(_qualify(where, head))
+            qualified = project.canonical(where.qualify(head))
         if _reaches_pydantic(project, qualified, depth + 1):
             return True
     return False
@@ -594,7 +573,6 @@ PLACEHOLDER_SUFFIXES = (".localhost", ".invalid", ".test")
 SIGNING_SETTINGS = ("security_key", "security_certificate", "security_cert_store")
 SIGNING_SERIALIZER = "auth"
 SIGNING_CALL = re.compile(rb"\bsetup_security\s*\(")
-DEFAULT_BROKER = "amqp://guest@localhost:5672//"  # celery/app/defaults.py: no broker_url set
 
 
 def broker_hosts(url: str) -> list[str]:

@@ -25,6 +25,11 @@ class RuleContext:
     def source(self, facts: FileFacts) -> SourceFile:
         return self.sources[facts.path]
 
+    def text(self, facts: FileFacts, span: Span) -> str:
+        """The source text of ``span`` in ``facts``' file ("" for a file that is not loaded)."""
+        src = self.sources.get(facts.path)
+        return src.utf8[span.start:span.end].decode("utf-8", "replace") if src is not None else ""
+
     def fix(self, facts: FileFacts, message: str, edits: Iterable[Edit],
             applicability: Applicability = Applicability.UNSAFE) -> Fix | None:
         if not facts.exact_offsets:

@@ -8,7 +8,6 @@ resolved through an import table built during the same walk instead of libcst's
 from __future__ import annotations
 
 import ast
-import builtins
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,7 +60,6 @@ MODULE_METHODS = frozenset({
     "add_middlewares", "with_middlewares", "with_serializer", "set_encoder", "set_broker", "enqueue",
     "enqueue_call", "enqueue_in", "enqueue_at", "enqueue_many", "send_with_options",
 })
-_BUILTIN_NAMES = frozenset(dir(builtins))
 _BINOPS = {
     cst.Add: "+", cst.Subtract: "-", cst.Multiply: "*", cst.Divide: "/", cst.FloorDivide: "//",
     cst.Power: "**", cst.Modulo: "%",
@@ -597,15 +595,7 @@ class _Extractor(cst.CSTVisitor):
         imports = self.facts.imports
         module = self.facts.module
         for item in self.named:
-            dotted = item.dotted
-            head, _, rest = dotted.partition(".")
-            if head in imports:
-                base = imports[head]
-                item.qualified = f"{base}.{rest}" if rest else base
-            elif head in _BUILTIN_NAMES and head not in self.facts.assigns:
-                item.qualified = f"builtins.{dotted}"
-            else:
-                item.qualified = f"{module}.{dotted}"
+            item.qualified = self.facts.qualify(item.dotted)
         for aa in self.facts.attr_assigns:
             head, _, rest = aa.target.partition(".")
             base = imports.get(head, f"{module}.{head}")

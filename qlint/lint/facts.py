@@ -9,8 +9,11 @@ the process pool and into the cache.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Any
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
 
 
 @dataclass
@@ -169,3 +172,16 @@ class FileFacts:
     attr_assigns: list[AttrAssign] = field(default_factory=list)
     error: str | None = None  # parse error, when the file could not be read as Python
     exact_offsets: bool = True  # False when libcst's tree does not reproduce the text exactly
+
+    def qualify(self, dotted: str) -> str:
+        """A dotted name as written in this file, through its imports: ``exceptions.Reject`` ->
+        ``celery.exceptions.Reject``; a builtin the file does not rebind -> ``builtins.X``;
+        anything else is the file's own (``proj.tasks.X``). The extractor qualifies every
+        recorded name this way."""
+        head, _, rest = dotted.partition(".")
+        if head in self.imports:
+            base = self.imports[head]
+            return f"{base}.{rest}" if rest else base
+        if head in _BUILTIN_NAMES and head not in self.assigns:
+            return f"builtins.{dotted}"
+        return f"{self.module}.{dotted}"

@@ -110,7 +110,6 @@ class Profile:
     # Of those, the ones an enqueue call turns from a task object into its name (Dramatiq's
     # ``send_with_options(on_failure=actor)``); anywhere else a task object is not accepted.
     handler_objects_on_enqueue: tuple[str, ...] = ()
-    docs: str = ""  # the framework's documentation, for messages
 
 
 @dataclass

@@ -47,7 +47,7 @@ class Container:
     memory_request: float | None = None
     env: dict[str, tuple[str | None, Span]] = field(default_factory=dict)  # value None: from a secret/ref
     liveness: bool = False
-
+    node: Node | None = field(default=None, repr=False)  # the container's mapping, for fixes
 
 @dataclass
 class Workload:
@@ -57,11 +57,9 @@ class Workload:
     anchor: Span  # the ``kind:`` line (compose: the service key)
     containers: list[Container] = field(default_factory=list)
     replicas: int | None = None  # None: not written (Kubernetes default 1)
-    replicas_span: Span | None = None
     strategy: str | None = None  # Deployment ``strategy.type`` (default RollingUpdate)
     autoscaled_by: list[str] = field(default_factory=list)  # "HorizontalPodAutoscaler hpa-name", ...
     grace_seconds: float | None = None
-    grace_span: Span | None = None
     concurrency_policy: str | None = None  # CronJob
     active_deadline: float | None = None
     stop_signal: str | None = None  # compose
@@ -131,7 +129,7 @@ def _container(node: Node) -> Container:
     name = node.get("name")
     key = node.key_node("name")
     container = Container(name.text if name is not None and name.text else "?",
-                          key.line_start if key is not None else node.line_start)
+                          key.line_start if key is not None else node.line_start, node=node)
     command, args = node.get("command"), node.get("args")
     container.argv = tokens(command) + tokens(args)
     line = node.key_node("command") or node.key_node("args")
@@ -183,11 +181,9 @@ def kubernetes(doc: Node, path: str) -> tuple[Workload | None, tuple[str, str, s
     grace = pod.get("terminationGracePeriodSeconds")
     if grace is not None:
         workload.grace_seconds = grace.number()
-        workload.grace_span = grace.line_start
     replicas = doc.path("spec", "replicas")
     if replicas is not None and replicas.number() is not None:
         workload.replicas = int(replicas.number())
-        workload.replicas_span = replicas.line_start
     strategy = doc.path("spec", "strategy", "type")
     workload.strategy = strategy.text if strategy is not None else None
     if kind == "CronJob":
@@ -229,11 +225,9 @@ def compose(doc: Node, path: str) -> list[Workload]:
         replicas = service.path("deploy", "replicas") or service.get("scale")
         if replicas is not None and replicas.number() is not None:
             workload.replicas = int(replicas.number())
-            workload.replicas_span = replicas.line_start
         grace = service.get("stop_grace_period")
         if grace is not None:
             workload.grace_seconds = seconds(grace.text)
-            workload.grace_span = grace.line_start
         signal = service.get("stop_signal")
         workload.stop_signal = signal.text if signal is not None else None
         workload.containers = [container]

@@ -20,6 +20,11 @@ def soft_limit_below(hard: float) -> int | float:
     return int(soft) if float(soft).is_integer() else soft
 
 
+def capitalized(text: str) -> str:
+    """A message fragment made a sentence's start (only the first letter changes: `names` stay)."""
+    return text[:1].upper() + text[1:]
+
+
 def number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 

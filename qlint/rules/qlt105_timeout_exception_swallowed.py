@@ -461,16 +461,6 @@ def _timeout_limit(task: Task) -> tuple[str, float, str] | None:
     return option, float(value), source
 
 
-def _qualify(facts: FileFacts, dotted: str) -> str:
-    """A name as written in ``facts``, through its imports (as the extractor qualifies calls)."""
-    head, _, rest = dotted.partition(".")
-    if head in facts.imports:
-        base = facts.imports[head]
-        return f"{base}.{rest}" if rest else base
-    if head in ("Exception", "BaseException") and head not in facts.assigns:
-        return f"builtins.{dotted}"
-    return f"{facts.module}.{dotted}"
-
 
 def _origin(project: Project, qualified: str) -> str:
     """Follow re-exports and aliases inside the project (``from celery.exceptions import X``
@@ -495,7 +485,7 @@ def _names_timeout(project: Project, task: Task, handler: HandlerFact) -> bool:
     for dotted in handler.types:
         if dotted.rpartition(".")[2] in short:
             return True  # also a re-export qlint cannot follow (billiard's, a vendored alias)
-        if _origin(project, _qualify(task.file, dotted)) in wanted:
+        if _origin(project, task.file.qualify(dotted)) in wanted:
             return True
     return False
 
@@ -510,7 +500,7 @@ def _swallowing_handlers(project: Project, task: Task, fn: FunctionFact):
         if _names_timeout(project, task, handler):
             decided.add(handler.try_index)
             continue
-        broad = not handler.types or any(_qualify(task.file, t) in BROAD for t in handler.types)
+        broad = not handler.types or any(task.file.qualify(t) in BROAD for t in handler.types)
         if not broad:
             continue
         decided.add(handler.try_index)

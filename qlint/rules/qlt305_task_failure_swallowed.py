@@ -22,15 +22,6 @@ REQUEUE_METHODS = frozenset({"retry", "apply_async", "delay", "send", "send_with
                              "enqueue", "enqueue_in", "enqueue_at", "enqueue_job", "signature", "s", "si"})
 
 
-def _qualify(facts: FileFacts, dotted: str) -> str:
-    head, _, rest = dotted.partition(".")
-    if head in facts.imports:
-        base = facts.imports[head]
-        return f"{base}.{rest}" if rest else base
-    if head in ("Exception", "BaseException") and head not in facts.assigns:
-        return f"builtins.{dotted}"
-    return f"{facts.module}.{dotted}"
-
 
 def _is_test_module(facts: FileFacts) -> bool:
     """Tasks defined by tests (mocks, fixtures) are not the project's production tasks. Judged
@@ -537,7 +528,7 @@ def delete_documents(ids):
                 for handler in fn.handlers:
                     if not handler.top_level or handler.reraises or handler.calls_retry:
                         continue
-                    if handler.types and not any(_qualify(task.file, t) in BROAD for t in handler.types):
+                    if handler.types and not any(task.file.qualify(t) in BROAD for t in handler.types):
                         continue
                     clause = _read_clause(ctx.source(task.file), handler)
                     if any(_inside(raised.span, clause.body) for raised in fn.raises):

@@ -274,7 +274,7 @@ app.register_task(Rebuild())
             workers = cb.workers_running(project, app)
             if workers and all(cb.worker_flag(w, cb.PREFETCH_FLAG) is not None for w in workers):
                 continue  # every worker sets its multiplier on the command line
-            brk = cb.broker(app, _text_of(ctx))
+            brk = cb.broker(app, ctx.text)
             disabled = cb.prefetch_disabled(app, brk)
             if disabled is not False:
                 continue
@@ -344,10 +344,3 @@ app.register_task(Rebuild())
                 edits = [Edit(placed[0], placed[0], placed[1])]
             return ctx.fix(spot.file, f"Set `{key}` to 1", edits)
         return None
-
-
-def _text_of(ctx: RuleContext):
-    def text(facts, span) -> str:
-        src = ctx.sources.get(facts.path)
-        return src.utf8[span.start:span.end].decode("utf-8", "replace") if src is not None else ""
-    return text

@@ -4,18 +4,8 @@ from qlint.frameworks import celery_brokers as cb
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import number_text
+from qlint.rules._common import capitalized, number_text
 
-
-def _text_of(ctx: RuleContext):
-    def text(facts, span) -> str:
-        src = ctx.sources.get(facts.path)
-        return src.utf8[span.start:span.end].decode("utf-8", "replace") if src is not None else ""
-    return text
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 @register
@@ -241,7 +231,7 @@ def poll(self, job_id):
     ]
 
     def check(self, ctx: RuleContext) -> None:
-        for judged in cb.exceeding(ctx.project, cb.visibility_timeout, _text_of(ctx)):
+        for judged in cb.exceeding(ctx.project, cb.visibility_timeout, ctx.text):
             if cb.in_tests(judged.hold.file, ctx.settings.root):
                 continue
             hold, window, brk = judged.hold, judged.window, judged.broker
@@ -251,7 +241,7 @@ def poll(self, job_id):
                            "while it still runs the broker hands the message to another worker, and the task "
                            "runs twice")
             else:
-                message = (f"{_capital(hold.what)}, at or above {limit}: the worker holds the message "
+                message = (f"{capitalized(hold.what)}, at or above {limit}: the worker holds the message "
                            "unacknowledged until it is due, so the broker delivers it again and the task runs more "
                            "than once")
             ctx.report(hold.file, hold.span, message, statement=hold.statement)

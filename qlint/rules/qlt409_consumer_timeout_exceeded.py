@@ -4,18 +4,8 @@ from qlint.frameworks import celery_brokers as cb
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import number_text
+from qlint.rules._common import capitalized, number_text
 
-
-def _text_of(ctx: RuleContext):
-    def text(facts, span) -> str:
-        src = ctx.sources.get(facts.path)
-        return src.utf8[span.start:span.end].decode("utf-8", "replace") if src is not None else ""
-    return text
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def _explicit_window(app, brk):
@@ -204,7 +194,7 @@ def later(job_id):
     ]
 
     def check(self, ctx: RuleContext) -> None:
-        for judged in cb.exceeding(ctx.project, _explicit_window, _text_of(ctx)):
+        for judged in cb.exceeding(ctx.project, _explicit_window, ctx.text):
             if cb.in_tests(judged.hold.file, ctx.settings.root):
                 continue
             hold, window = judged.hold, judged.window
@@ -214,7 +204,7 @@ def later(job_id):
                            "once the timeout passes RabbitMQ closes the worker's channel with PRECONDITION_FAILED "
                            "(recent servers cancel its consumer instead) and delivers the message again")
             else:
-                message = (f"{_capital(hold.what)}, at or above {limit}: the worker holds the message "
+                message = (f"{capitalized(hold.what)}, at or above {limit}: the worker holds the message "
                            "unacknowledged until it is due, so RabbitMQ closes its channel with PRECONDITION_FAILED "
                            "(recent servers cancel its consumer instead) and requeues every message it had reserved")
             ctx.report(hold.file, hold.span, message, statement=hold.statement)

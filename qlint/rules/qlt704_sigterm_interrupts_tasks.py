@@ -459,7 +459,7 @@ def stop_signal(worker) -> tuple[str | None, str, bool]:
         return "SIGTERM", "the default of `docker stop`", False
     if workload.kind == "Procfile":
         return "SIGTERM", "what the platform sends to stop a process", False
-    node = _container_node(workload, worker.container.name)
+    node = worker.container.node
     lifecycle = node.get("lifecycle") if node is not None and node.is_map else None
     if lifecycle is not None and lifecycle.is_map:
         stop = lifecycle.get("stopSignal")
@@ -541,16 +541,6 @@ def _instructions(text: str):
 def _text(node: Node | None) -> str | None:
     return node.text if node is not None else None
 
-
-def _container_node(workload, name: str) -> Node | None:
-    containers = workload.pod.get("containers") if workload.pod is not None and workload.pod.is_map else None
-    if containers is None or not containers.is_seq:
-        return None
-    for item in containers.items():
-        named = item.get("name") if item.is_map else None
-        if named is not None and named.text == name:
-            return item
-    return None
 
 
 def _after(service: Node) -> str | None:

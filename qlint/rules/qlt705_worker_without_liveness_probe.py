@@ -340,19 +340,11 @@ spec:
             node, key = workload.spec, "healthcheck"
             lines = [(0, f'test: ["CMD-SHELL", "{command.replace("$", "$$")}"]')] + [(0, t) for t in COMPOSE_TIMING]
         else:
-            node, key = _container_node(workload, worker.container), "livenessProbe"
+            node, key = worker.container.node, "livenessProbe"
             lines = [(0, "exec:"), (1, f'command: ["sh", "-c", "{command}"]')] + [(0, t) for t in K8S_TIMING]
         edits = add_block(src, node, key, lines) if node is not None else []
         return ctx.fix(workload.file, f"Add a `{key}` running `{command}`", edits) if edits else None
 
-
-def _container_node(workload, container):
-    containers = workload.pod.get("containers") if workload.pod is not None else None
-    for item in containers.items() if containers is not None else ():
-        name = item.key_node("name")
-        if name is not None and name.line_start == container.anchor:
-            return item
-    return None
 
 
 def _probe_command(ctx: RuleContext, worker) -> str | None:
