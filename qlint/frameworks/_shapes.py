@@ -222,7 +222,12 @@ def _consequence(consequences: dict[str, str], kind: str, what: str) -> str | No
 def all_calls(facts: FileFacts) -> list[CallFact]:
     """Every recorded call of a file once: module-level ones, those in function bodies (a
     configuration method called in a function is recorded in both lists), and the calls
-    assigned to names (``slow = RQQueue(...)`` under an import alias the recorder does not know)."""
+    assigned to names (``slow = RQQueue(...)`` under an import alias the recorder does not know).
+    Every framework module asks this of every parsed file: the list is kept on the facts
+    (not a dataclass field, so it is never cached to disk)."""
+    kept = facts.__dict__.get("_all_calls")
+    if kept is not None:
+        return kept
     seen: set[tuple[int, int]] = set()
     out = []
     assigned = [v.call for v in (*(kw.value for kw in facts.assigns.values()),
@@ -233,6 +238,7 @@ def all_calls(facts: FileFacts) -> list[CallFact]:
         if key not in seen:
             seen.add(key)
             out.append(call)
+    facts.__dict__["_all_calls"] = out
     return out
 
 
