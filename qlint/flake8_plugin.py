@@ -111,8 +111,8 @@ class _ProjectState:
         linter.add_source(src)
         key = str(path)
         if any(str(e.path) == key for e in linter.errors[before:]):
-            # libcst rejects what CPython accepted (flake8 only runs tree plugins on files
-            # that compile): nothing to say, rather than findings from stale facts.
+            # The file could not be read (flake8 reports its own E999 for syntax errors):
+            # nothing to say, rather than findings from stale facts.
             del linter.errors[before:]
             return []
         linter.apply_noqa = apply_noqa
@@ -130,7 +130,7 @@ def _state_for(filename: str) -> tuple[_ProjectState, Path]:
 
 
 class QlintChecker:
-    """flake8 checker. ``tree`` is unused (qlint parses ``lines`` with libcst), but a plugin
+    """flake8 checker. ``tree`` is unused (qlint parses ``lines`` itself), but a plugin
     that asks for neither ``tree`` nor ``logical_line``/``physical_line`` is not loaded."""
 
     name = "qlint"

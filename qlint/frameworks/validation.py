@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from qlint.lint.extract import dotted_name as _dotted
 from qlint.lint.facts import CallFact, FileFacts, FunctionFact, Param, Value
 from qlint.lint.model import App, Project, Task
 
@@ -161,15 +162,6 @@ def _union_members(node: ast.expr) -> list[ast.expr]:
     if isinstance(node, ast.Constant) and node.value is None:
         return []
     return [node]
-
-
-def _dotted(node: ast.expr) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        head = _dotted(node.value)
-        return f"{head}.{node.attr}" if head else ""
-    return ""
 
 
 def loose_annotation(annotation: str) -> bool:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import libcst as cst
-
 from qlint.manifests import collect as manifests, yamldoc
 
 from qlint.lint.diagnostics import Applicability, Diagnostic, Fix
+from qlint.lint import extract
 from qlint.lint.engine import FileError, Linter
 from qlint.lint.source import SourceFile
 
@@ -58,6 +57,8 @@ def fix_loop(linter: Linter, unsafe: bool, only: set[str] | None = None) -> FixO
 
     ``only``: the files that may be edited (the checked ones, not files read for context).
     """
+    import libcst as cst  # only a run that fixes pays for importing it
+
     outcome = FixOutcome()
     rejected: set[tuple[str, str, int, int]] = set()
     diagnostics = linter.lint()
@@ -80,9 +81,12 @@ def fix_loop(linter: Linter, unsafe: bool, only: set[str] | None = None) -> FixO
                 if path in linter.manifests:  # a manifest must still load as the same kind of file
                     manifests.read(SourceFile.from_text(src.path, text))
                 else:
+                    # CPython's parser is the judge of "still parses"; libcst's too, so the
+                    # result stays workable for libcst-based codemods.
+                    extract.parse(SourceFile.from_text(src.path, text))
                     cst.parse_module(text)
                 new_raw = src.encode(new_utf8)
-            except (cst.ParserSyntaxError, UnicodeError, RecursionError, yamldoc.Invalid, yamldoc.Skipped) as exc:
+            except (SyntaxError, ValueError, MemoryError, cst.ParserSyntaxError, UnicodeError, RecursionError, yamldoc.Invalid, yamldoc.Skipped) as exc:
                 codes = sorted({d.code for d in diags})
                 outcome.errors.append(FileError(src.path, f"fix introduced an error and was not applied "
                                                 f"({', '.join(codes)}): {type(exc).__name__}"))

@@ -1,7 +1,7 @@
 """Fact extraction that cannot crash the run, and a process pool to spread it over cores.
 
-libcst's parse and metadata pass are pure Python and CPU-bound: with N cores a batch of
-files is extracted about N times faster in worker processes. Facts are plain dataclasses,
+Parsing and the traversal are CPU-bound: with N cores a large batch of files is extracted
+about N times faster in worker processes. Facts are plain dataclasses,
 so they come back through pickling; the parent keeps the bytes it read and rebuilds the
 ``SourceFile`` itself.
 """
@@ -14,8 +14,6 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-
-import libcst as cst
 
 from qlint.lint.extract import extract
 from qlint.lint.facts import FileFacts
@@ -51,23 +49,24 @@ def cpython_check(source: bytes | str) -> str | None:
     return None
 
 
-def syntax_message(exc: cst.ParserSyntaxError) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid syntax"
-    return f"SyntaxError: {first} (line {exc.raw_line}, column {exc.raw_column + 1})"
+def syntax_message(exc: SyntaxError) -> str:
+    message = exc.msg or "invalid syntax"
+    where = f" (line {exc.lineno}, column {exc.offset or 1})" if exc.lineno else ""
+    return f"SyntaxError: {message}{where}"
 
 
 def extract_source(src: SourceFile, name: str, is_pkg: bool) -> tuple[FileFacts | None, str | None]:
     """Facts, or the message that says why there are none. Never raises for bad input."""
-    if cpython_check(src.text) == "deep":
-        # libcst's native parser overflows its stack (a segfault) on input CPython rejects as
-        # too deeply nested: thousands of nested brackets or a long chain of operators.
-        return None, "file is nested too deeply to parse"
     try:
         return extract(src, name, is_pkg), None
-    except cst.ParserSyntaxError as exc:
+    except SyntaxError as exc:
+        if "too many" in str(exc.msg):  # "too many nested parentheses", "too many statically nested blocks"
+            return None, "file is nested too deeply to parse"
         return None, syntax_message(exc)
-    except RecursionError:
+    except (RecursionError, MemoryError):
         return None, "file is nested too deeply to parse"
+    except ValueError as exc:  # e.g. "source code string cannot contain null bytes"
+        return None, f"cannot parse: {exc}"
     except Exception as exc:  # noqa: BLE001 - a bug of qlint's: name the file, keep the run going
         return None, f"{INTERNAL} while reading this file ({type(exc).__name__}: {exc}); please report it"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
+from qlint.lint.extract import dotted_name as _dotted
 from qlint.lint.facts import FileFacts, FunctionFact, HandlerFact, Span
 from qlint.lint.model import Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
@@ -127,15 +128,6 @@ def _parse(lines: list[str]) -> list[ast.stmt] | None:
 _LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "fatal", "log",
                           "msg"})
 _SIMPLE_CALLS = frozenset({"str", "repr", "type", "len", "format", "getattr", "isinstance"})
-
-
-def _dotted(node: ast.expr) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        head = _dotted(node.value)
-        return f"{head}.{node.attr}" if head else ""
-    return ""
 
 
 def _logs(call: ast.Call) -> bool:
