@@ -104,6 +104,7 @@ def run_check(args: argparse.Namespace) -> int:
             # Named files (pre-commit passes the changed ones): the rest of the project is
             # still context for cross-file facts (the app's configuration, constants).
             context = [p for p in discover([settings.root], settings).python if str(p) not in checked]
+        linter.named = {os.path.abspath(p) for p in paths if Path(p).is_file()}
         linter.load(found.python, context=context)
         manifest_paths = [*found.yaml, *found.procfiles, *found.scripts]
         linter.load_manifests(manifest_paths)

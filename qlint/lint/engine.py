@@ -14,7 +14,7 @@ from pathlib import Path
 import pathspec
 
 from qlint.frameworks import arq, celery, dramatiq, huey, rq, taskiq
-from qlint.lint import parallel, prefilter
+from qlint.lint import extract, parallel, prefilter
 from qlint.lint.cache import FactCache, file_key
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Diagnostic
@@ -57,8 +57,15 @@ def _glob_style() -> str:
 _GLOB_STYLE = _glob_style()
 
 
-def _parses(raw: bytes) -> bool:
-    return parallel.cpython_check(raw) is None
+def _readable(raw: bytes, grammar: bool) -> bool:
+    """The bytes decode as Python source (and, with ``grammar``, parse)."""
+    try:
+        src = SourceFile.from_bytes(Path("<prefilter>"), raw)
+        if grammar:
+            extract.parse(src)
+    except (UndecodableSource, SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 class Linter:
@@ -87,6 +94,9 @@ class Linter:
         self.suppressions: dict[str, Suppressions] | None = None  # as the last ``_suppress`` left them
         self.manifests: dict[str, manifests.ManifestFile] = {}
         self.skipped: list[tuple[Path, str]] = []  # manifests not read, and why (verbose output)
+        # Files named on the command line (pre-commit passes the changed ones): their syntax
+        # errors are reported even when the prefilter skips them.
+        self.named: set[str] = set()
 
     # -- loading ---------------------------------------------------------------------
     def load(self, paths: list[Path], context: list[Path] = ()) -> None:
@@ -147,19 +157,23 @@ class Linter:
         self.sources[str(path)] = src
 
     def _skippable(self, path: Path, raw: bytes, name: str, is_pkg: bool) -> bool:
-        """The prefilter's verdict. A file it would skip but that cannot be decoded or parsed is
-        parsed for real, so that its error is reported as it is without the prefilter."""
+        """The prefilter's verdict. A file it would skip but that cannot be decoded (a binary
+        file, a wrong encoding) is read for real, so that its error is reported as it is without
+        the prefilter. Its grammar is checked only when the file was named on the command line:
+        parsing every file would cost more than all the rest of a cold run, and a file without
+        task code holds no finding either way."""
         if not self.use_prefilter or any(p.search(raw) for p in self._rule_seeds):
             return False
         key = file_key(path, raw, name, is_pkg) if self.cache is not None else ""
-        if self.cache is not None:
+        named = str(path) in self.named
+        if self.cache is not None and not named:
             # The verdict depends only on the bytes and the path, both in the key: a cached
-            # "skip" saves the token search as well as the CPython parse.
+            # "skip" saves the token search. (A named file's grammar is checked all the same.)
             if self.cache.skipped(key):
                 return True
         if prefilter.is_seed(raw) or prefilter.is_settings_path(path.parts):
             return False
-        ok = _parses(raw)
+        ok = _readable(raw, grammar=named)
         if ok and self.cache is not None:
             self.cache.put(key, skip=True)
         return ok

@@ -34,21 +34,6 @@ def worker_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def cpython_check(source: bytes | str) -> str | None:
-    """Cheap check with CPython's own parser: None if it parses, else "deep" or "error"."""
-    try:
-        with warnings.catch_warnings():  # e.g. invalid escape sequences: not ours to report
-            warnings.simplefilter("ignore")
-            compile(source, "<qlint>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-    except (RecursionError, MemoryError):
-        return "deep"
-    except SyntaxError as exc:
-        return "deep" if "too many" in str(exc.msg) else "error"
-    except (ValueError, UnicodeError):
-        return "error"
-    return None
-
-
 def syntax_message(exc: SyntaxError) -> str:
     message = exc.msg or "invalid syntax"
     where = f" (line {exc.lineno}, column {exc.offset or 1})" if exc.lineno else ""
