@@ -289,3 +289,34 @@ def test_prefilter_never_changes_findings(files):
         on, off = both(root)
         assert on == off, files
         assert errors(root, True) == errors(root, False) == []
+
+
+def test_seed_hints_are_spelled_by_their_patterns():
+    """A seed's hints gate its pattern: each alternative of the pattern must contain one of them,
+    or a file the pattern matches could be skipped. Checked on the patterns' own alternatives."""
+    from qlint.lint import prefilter
+    from qlint.lint.registry import all_rules
+
+    seeds = [prefilter.FRAMEWORK_TOKENS, *(r.prefilter_seed for r in all_rules()
+                                            if getattr(r, "prefilter_seed", None) is not None)]
+    assert len(seeds) >= 5
+    for seed in seeds:
+        assert isinstance(seed, prefilter.Seed)
+        source = seed.pattern.pattern.lower() if seed.fold else seed.pattern.pattern
+        for alternative in source.split(b"|"):
+            spelled = alternative.replace(b"\\b", b"").replace(b"\\", b"")
+            assert any(hint in spelled for hint in seed.hints), (seed.pattern.pattern, alternative)
+        assert not seed.fold or all(h == h.lower() for h in seed.hints)
+
+
+def test_seed_decides_as_its_pattern_alone():
+    from qlint.lint import prefilter
+
+    samples = [b"from celery import shared_task", b"x = 1", b"class X(Actor):", b"import rq", b"arquivo = 1",
+               b"BROKER = 'redis://u:p@h'", b"PASSWORD = 'x'", b"# NOQA: qlt101", b"import raven", b"ravenous"]
+    from qlint.lint.registry import all_rules
+
+    for seed in [prefilter.FRAMEWORK_TOKENS, *(r.prefilter_seed for r in all_rules()
+                                            if getattr(r, "prefilter_seed", None) is not None)]:
+        for sample in samples:
+            assert (seed.search(sample) is None) == (seed.pattern.search(sample) is None), (seed.pattern, sample)

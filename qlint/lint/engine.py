@@ -104,7 +104,7 @@ class Linter:
         for path in context:
             name, is_pkg = module_name(path)
             self.modules.setdefault(name, (path, is_pkg))
-        seeds: list[tuple[Path, bytes, str, bool]] = []
+        extraction = parallel.Extraction(self.workers)
         for path in paths:
             self.checked += 1
             try:
@@ -116,8 +116,8 @@ class Linter:
             if self._skippable(path, raw, name, is_pkg):
                 self.modules.setdefault(name, (path, is_pkg))
             else:
-                seeds.append((path, raw, name, is_pkg))
-        self._parse_many(seeds)
+                self._submit((path, raw, name, is_pkg), extraction)
+        self._receive(extraction)
         self._close()
         if self.cache is not None:
             self.cache.save()
@@ -187,20 +187,27 @@ class Linter:
 
     def _parse_many(self, items: list[tuple[Path, bytes, str, bool]]) -> None:
         """Parse a batch: cached files from the cache, the rest across a process pool when it pays."""
-        misses = []
-        for path, raw, name, is_pkg in items:
-            if self.cache is not None:
-                entry = self.cache.get(file_key(path, raw, name, is_pkg))
-                if entry is not None and ("facts" in entry or "error" in entry):
-                    self._parse(path, raw, name, is_pkg, entry)
-                    continue
-            misses.append((path, raw, name, is_pkg))
-        results = parallel.extract_all(misses, self.workers) if len(misses) >= parallel.MIN_BATCH else None
-        if results is None:
-            for item in misses:
-                self._parse(*item)
-            return
-        for (path, raw, name, is_pkg), (facts, error) in zip(misses, results, strict=True):
+        extraction = parallel.Extraction(self.workers)
+        for item in items:
+            self._submit(item, extraction)
+        self._receive(extraction)
+
+    def _submit(self, item: tuple[Path, bytes, str, bool], extraction: parallel.Extraction) -> None:
+        """A file to parse: from the cache now, or handed to ``extraction``."""
+        path, raw, name, is_pkg = item
+        if self.cache is not None:
+            entry = self.cache.get(file_key(path, raw, name, is_pkg))
+            if entry is not None and ("facts" in entry or "error" in entry):
+                self._parse(path, raw, name, is_pkg, entry)
+                return
+        extraction.add(item)
+
+    def _receive(self, extraction: parallel.Extraction) -> None:
+        for (path, raw, name, is_pkg), result in extraction.results():
+            if result is None:  # not sent to a worker: extract here
+                self._parse(path, raw, name, is_pkg)
+                continue
+            facts, error = result
             key = file_key(path, raw, name, is_pkg) if self.cache is not None else None
             if error is not None:
                 self.errors.append(FileError(path, error))

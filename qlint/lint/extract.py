@@ -95,7 +95,16 @@ def module_name(path: Path) -> tuple[str, bool]:
     and Celery's task names see them.
     """
     path = Path(path)
-    directory = path.parent.resolve() if path.parent.exists() else path.parent
+    parts = list(_package_parts(path.parent))
+    if path.stem != "__init__":
+        parts.append(path.stem)
+    return ".".join(parts) or path.stem, path.stem == "__init__"
+
+
+@lru_cache(maxsize=4096)
+def _package_parts(folder: Path) -> tuple[str, ...]:
+    """The package names a module in ``folder`` sits in (computed once per folder)."""
+    directory = folder.resolve() if folder.exists() else folder
     chain = []  # folders from the file's upwards
     top = -1  # index in ``chain`` of the highest folder that is a regular package
     current = directory
@@ -108,10 +117,7 @@ def module_name(path: Path) -> tuple[str, bool]:
         if _is_repo_root(current) or current.parent == current:
             break
         current = current.parent
-    parts = list(reversed(chain[: top + 1])) if top >= 0 else []
-    if path.stem != "__init__":
-        parts.append(path.stem)
-    return ".".join(parts) or path.stem, path.stem == "__init__"
+    return tuple(reversed(chain[: top + 1])) if top >= 0 else ()
 
 
 def dotted_name(node: ast.AST) -> str:

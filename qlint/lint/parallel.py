@@ -8,10 +8,8 @@ so they come back through pickling; the parent keeps the bytes it read and rebui
 
 from __future__ import annotations
 
-import ast
 import os
-import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -65,13 +63,67 @@ def _work(item: tuple[Path, bytes, str, bool]) -> tuple[FileFacts | None, str | 
     return extract_source(src, name, is_pkg)
 
 
-def extract_all(items: list[tuple[Path, bytes, str, bool]], workers: int) -> list | None:
-    """Results in order, or None when a pool cannot help (one core) or could not run."""
-    if workers < 2 or len(items) < MIN_BATCH:
-        return None
-    try:
-        with ProcessPoolExecutor(max_workers=min(workers, len(items))) as pool:
-            return list(pool.map(_work, items, chunksize=max(1, len(items) // (workers * 8))))
-    except (BrokenProcessPool, OSError, AssertionError):
-        # AssertionError: a daemonic process (a flake8 --jobs worker) may not start children.
-        return None  # the caller extracts in this process, where errors are reported per file
+def _work_many(items: list[tuple[Path, bytes, str, bool]]) -> list[tuple[FileFacts | None, str | None]]:
+    return [_work(item) for item in items]
+
+
+# Files per task sent to a worker: small enough that both workers start while the scan is
+# still finding files, large enough that pickling round trips stay a small cost.
+CHUNK = 8
+
+
+class Extraction:
+    """Files handed to worker processes as the scan finds them, so that reading and the
+    prefilter (in this process) overlap with parsing (in the workers).
+
+    ``results`` gives every item with its result in the order added, or with None where the
+    pool could not help (one core, a small batch, a pool that could not start): the caller
+    extracts those in this process, where errors are reported per file.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+        self.failed = workers < 2
+        self.buffer: list[tuple[Path, bytes, str, bool]] = []
+        self.pending: list[tuple[list, Future | None]] = []
+        self.started = 0  # items sent to the pool
+
+    def add(self, item: tuple[Path, bytes, str, bool]) -> None:
+        self.buffer.append(item)
+        if len(self.buffer) >= CHUNK:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        items, self.buffer = self.buffer, []
+        if not items:
+            return
+        future = None
+        # Below MIN_BATCH files in all, the pool's start-up costs more than it saves.
+        if not self.failed and (self.pool is not None or not final or len(items) >= MIN_BATCH):
+            try:
+                if self.pool is None:
+                    self.pool = ProcessPoolExecutor(max_workers=self.workers)
+                future = self.pool.submit(_work_many, items)
+                self.started += len(items)
+            except (BrokenProcessPool, OSError, AssertionError, RuntimeError):
+                # AssertionError: a daemonic process (a flake8 --jobs worker) may not start children.
+                self.failed = True
+        self.pending.append((items, future))
+
+    def results(self) -> list[tuple[tuple[Path, bytes, str, bool], tuple[FileFacts | None, str | None] | None]]:
+        self._flush(final=True)
+        out = []
+        for items, future in self.pending:
+            results = None
+            if future is not None and not self.failed:
+                try:
+                    results = future.result()
+                except (BrokenProcessPool, OSError, AssertionError):
+                    self.failed = True
+            out.extend(zip(items, results if results is not None else [None] * len(items)))
+        self.pending.clear()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+        return out

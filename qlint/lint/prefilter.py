@@ -17,10 +17,33 @@ from typing import Iterable
 
 from qlint.lint.facts import FileFacts
 
+class Seed:
+    """A byte pattern behind a cheap test: it can only match where one of ``hints`` occurs.
+
+    A substring search runs at memory speed; a regex alternation, or a pattern starting with
+    ``\\b``, steps through every byte in Python's ``re``. Each hint must be a necessary
+    condition of the pattern (``tests/test_prefilter.py`` checks they appear in it), so
+    the two-step test decides exactly as the pattern alone does.
+    """
+
+    def __init__(self, pattern: bytes, hints: tuple[bytes, ...], flags: int = 0) -> None:
+        self.pattern = re.compile(pattern, flags)
+        self.hints = hints
+        self.fold = bool(flags & re.IGNORECASE)  # hints are then lower case, tested on lowered bytes
+
+    def search(self, raw: bytes) -> re.Match[bytes] | None:
+        haystack = raw.lower() if self.fold else raw
+        if not any(hint in haystack for hint in self.hints):
+            return None
+        return self.pattern.search(raw)
+
+
 # A file without any of these cannot define a task, an app, a wrapper, or settings.
-FRAMEWORK_TOKENS = re.compile(
+FRAMEWORK_TOKENS = Seed(
     rb"celery|CELERY|shared_task|\btask|Task\b|_task\b|\.conf[.\[]|config_from_object|retry|apply_async"
-    rb"|\brq\b|django_rq|enqueue|dramatiq|\bactor|Actor\b|huey|HUEY|taskiq|\barq\b|WorkerSettings|Broker\b"
+    rb"|\brq\b|django_rq|enqueue|dramatiq|\bactor|Actor\b|huey|HUEY|taskiq|\barq\b|WorkerSettings|Broker\b",
+    (b"celery", b"CELERY", b"task", b"Task", b".conf", b"config_from_object", b"retry", b"apply_async", b"rq",
+     b"enqueue", b"dramatiq", b"actor", b"Actor", b"huey", b"HUEY", b"WorkerSettings", b"Broker"),
 )
 
 

@@ -9,6 +9,7 @@ from qlint.fixers.noqa import remove_codes
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Applicability, Diagnostic, Edit, Fix, Severity
 from qlint.lint.noqa import Suppressions
+from qlint.lint.prefilter import Seed
 from qlint.lint.registry import Invalid, Rule, Valid, all_codes, code_matches, register
 from qlint.lint.source import SourceFile
 
@@ -82,7 +83,7 @@ class UnusedNoqa(Rule):
     # ``prefilter_seed`` is parsed even when the framework prefilter would skip it (a
     # ``# noqa: QLT101`` in a file without Celery is unused, and must be seen to be).
     after_suppression: ClassVar[bool] = True
-    prefilter_seed: ClassVar[re.Pattern[bytes]] = re.compile(rb"noqa[ \t]*:[^\r\n]*qlt", re.IGNORECASE)
+    prefilter_seed: ClassVar[Seed] = Seed(rb"noqa[ \t]*:[^\r\n]*qlt", (b"noqa",), re.IGNORECASE)
 
     VALID = [
         Valid("""

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import re
 from typing import ClassVar
 
 from qlint.frameworks.celery_failures import app_tasks, failure_retention, failure_sinks
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
+from qlint.lint.prefilter import Seed
 from qlint.lint.registry import Invalid, Rule, Valid, register
 
 
@@ -97,8 +97,10 @@ class NoDeadLetterPath(Rule):
     frameworks = ("celery",)
     # Files that hold nothing else of Celery's may still hook failures: parse them. (A task
     # base class spells ``Task`` and a signal receiver ``task_failure``: seeds already.)
-    prefilter_seed: ClassVar[re.Pattern[bytes]] = re.compile(
-        rb"sentry_sdk|\braven\b|bugsnag|elasticapm|honeybadger|newrelic|ddtrace|x-dead-letter|link_error")
+    prefilter_seed: ClassVar[Seed] = Seed(
+        rb"sentry_sdk|\braven\b|bugsnag|elasticapm|honeybadger|newrelic|ddtrace|x-dead-letter|link_error",
+        (b"sentry_sdk", b"raven", b"bugsnag", b"elasticapm", b"honeybadger", b"newrelic", b"ddtrace",
+         b"x-dead-letter", b"link_error"))
 
     VALID = [
         Valid("""

@@ -10,6 +10,7 @@ from qlint.frameworks._shapes import all_calls, chain_of
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit, Severity
 from qlint.lint.facts import CallFact, FileFacts, Value
+from qlint.lint.prefilter import Seed
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.lint.source import SourceFile
 
@@ -127,8 +128,8 @@ class BrokerCredentialsInCode(Rule):
     fix_availability = "Sometimes"
     frameworks = ("celery", "rq", "dramatiq", "huey", "taskiq", "arq")
     # Credential URLs and password literals can sit in modules that mention no framework.
-    prefilter_seed: ClassVar[re.Pattern[bytes]] = re.compile(
-        rb"://[^\s'\"/@]*:[^\s'\"@]+@|password\s*=\s*[rRuU]?['\"]", re.IGNORECASE)
+    prefilter_seed: ClassVar[Seed] = Seed(
+        rb"://[^\s'\"/@]*:[^\s'\"@]+@|password\s*=\s*[rRuU]?['\"]", (b"://", b"password"), re.IGNORECASE)
 
     VALID = [
         Valid("""

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import re
 from typing import ClassVar
 
 from qlint.frameworks import validation
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.model import App
+from qlint.lint.prefilter import Seed
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.rules._common import where
 
@@ -81,7 +81,7 @@ class UnauthenticatedMessages(Rule):
     opt_in = True
     frameworks = ("celery",)
     # A module that only calls ``app.setup_security()`` may spell no framework token.
-    prefilter_seed: ClassVar[re.Pattern[bytes]] = re.compile(rb"\bsetup_security\b")
+    prefilter_seed: ClassVar[Seed] = Seed(rb"\bsetup_security\b", (b"setup_security",))
 
     VALID = [
         Valid("""
