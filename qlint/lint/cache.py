@@ -5,15 +5,19 @@ name, never on settings (rules run on every run). The cache lives in ``.qlint_ca
 beside the configuration (with a ``CACHEDIR.TAG`` and a ``.gitignore`` holding ``*``,
 as ruff's does).
 
-It is JSON with an explicit whitelist of fact classes, never pickle: the cache sits in the
-tree being linted, and qlint must never run code that tree supplies.
+Facts are pickled, and read back by an unpickler that can name nothing but the fact
+classes and ``set``/``frozenset``/``complex`` (the "restricting globals" recipe of the
+``pickle`` documentation): the cache sits in the tree being linted, and qlint must never
+run code that tree supplies. Any other global makes the entry unreadable, and it is
+dropped. (Decoding JSON into the fact classes in Python was half of a warm run.)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import io
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ from qlint.lint.atomic import replace_file
 CACHE_DIR = ".qlint_cache"
 TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by qlint.\n"
 # Bump when the shape of the facts changes without a version change (development builds).
-SCHEMA = "13"
+SCHEMA = "14"
 _CLASSES = {cls.__name__: cls for cls in (
     facts_module.Span, facts_module.Value, facts_module.Keyword, facts_module.CallFact, facts_module.HandlerFact,
     facts_module.Param, facts_module.FunctionFact, facts_module.ClassFact, facts_module.AttrAssign,
@@ -32,70 +36,24 @@ _CLASSES = {cls.__name__: cls for cls in (
 )}
 
 
-_FIELDS = {cls: dataclasses.fields(cls) for cls in _CLASSES.values()}
+_BUILTINS = {"set": set, "frozenset": frozenset, "complex": complex}
 
 
-def _is_default(f: dataclasses.Field, value: Any) -> bool:
-    if f.default is not dataclasses.MISSING:
-        return value is f.default or (type(value) is type(f.default) and value == f.default)
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return not value and isinstance(value, (list, dict, set))
-    return False
+class _FactsUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module == facts_module.__name__ and name in _CLASSES:
+            return _CLASSES[name]
+        if module == "builtins" and name in _BUILTINS:
+            return _BUILTINS[name]
+        raise pickle.UnpicklingError(f"{module}.{name} is not a fact class")
 
 
-def _encode(obj: Any) -> Any:
-    if obj is None or isinstance(obj, (bool, int, str)):
-        return obj
-    if isinstance(obj, float):
-        return {"__f": repr(obj)}  # keeps inf and nan
-    if dataclasses.is_dataclass(obj) and type(obj).__name__ in _CLASSES:
-        # Fields at their default are left out: most of a Value's fields are, and decoding
-        # (the cost of a warm run) is proportional to what is stored.
-        return {"__t": type(obj).__name__,
-                "v": {f.name: _encode(value) for f in _FIELDS[type(obj)]
-                      if not _is_default(f, value := getattr(obj, f.name))}}
-    if isinstance(obj, list):
-        return [_encode(x) for x in obj]
-    if isinstance(obj, tuple):
-        return {"__tuple": [_encode(x) for x in obj]}
-    if isinstance(obj, (set, frozenset)):
-        return {"__set": [_encode(x) for x in sorted(obj, key=repr)], "frozen": isinstance(obj, frozenset)}
-    if isinstance(obj, dict):
-        return {"__dict": [[_encode(k), _encode(v)] for k, v in obj.items()]}
-    if isinstance(obj, bytes):
-        return {"__bytes": obj.hex()}
-    if isinstance(obj, complex):
-        return {"__complex": [obj.real, obj.imag]}
-    raise TypeError(f"cannot cache a {type(obj).__name__}")
+def _encode(facts: facts_module.FileFacts) -> bytes:
+    return pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _decode(obj: Any) -> Any:
-    kind = type(obj)
-    if kind is list:
-        return [_decode(x) for x in obj]
-    if kind is not dict:
-        return obj
-    if "__t" in obj:
-        cls = _CLASSES[obj["__t"]]  # KeyError for anything else: the entry is dropped
-        return cls(**{k: _decode(v) for k, v in obj["v"].items()})
-    if "__f" in obj:
-        return float(obj["__f"])
-    if "__tuple" in obj:
-        return tuple(_decode(x) for x in obj["__tuple"])
-    if "__set" in obj:
-        items = [_decode(x) for x in obj["__set"]]
-        return frozenset(items) if obj.get("frozen") else set(items)
-    if "__dict" in obj:
-        return {_hashable(_decode(k)): _decode(v) for k, v in obj["__dict"]}
-    if "__bytes" in obj:
-        return bytes.fromhex(obj["__bytes"])
-    if "__complex" in obj:
-        return complex(*obj["__complex"])
-    raise ValueError("unknown cache entry")
-
-
-def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+def _decode(data: bytes) -> Any:
+    return _FactsUnpickler(io.BytesIO(data)).load()
 
 
 def file_key(path: Path, raw: bytes, module: str, is_package: bool) -> str:
@@ -131,15 +89,17 @@ class FactCache:
             self._index = {k: v for k, v in data.items() if isinstance(v, dict)}
 
     def _facts_path(self, key: str) -> Path:
-        return self.directory / "facts" / key[:2] / f"{key}.json"
+        return self.directory / "facts" / key[:2] / f"{key}.pickle"
 
-    def skipped(self, key: str) -> bool:
-        """The prefilter's cached verdict for this file version, without reading its facts."""
+    def skipped(self, key: str) -> list[str] | None:
+        """For a file version the framework prefilter skips: the codes of the rules whose own
+        seeds it matches (it is parsed when one of them runs). None when not known to skip."""
         entry = self._index.get(key)
         if entry is not None and entry.get("skip"):
             self._used.add(key)
-            return True
-        return False
+            seeds = entry.get("seeds", [])
+            return seeds if isinstance(seeds, list) else []
+        return None
 
     def get(self, key: str) -> dict | None:
         entry = self._index.get(key)
@@ -150,11 +110,12 @@ class FactCache:
             try:
                 raw = self._pending.get(key)
                 if raw is None:
-                    raw = json.loads(self._facts_path(key).read_text(encoding="utf-8"))
+                    raw = self._facts_path(key).read_bytes()
                 facts = _decode(raw)
                 if not isinstance(facts, facts_module.FileFacts):
                     raise ValueError("not facts")
-            except (OSError, KeyError, TypeError, ValueError, AttributeError):
+            except (OSError, KeyError, TypeError, ValueError, AttributeError, EOFError, IndexError,
+                    pickle.UnpicklingError, MemoryError, RecursionError):
                 entry.pop("facts", None)
                 self._dirty = True
                 if not decoded:
@@ -164,18 +125,21 @@ class FactCache:
         self._used.add(key)
         return decoded
 
-    def put(self, key: str, *, facts=None, error: str | None = None, skip: bool = False) -> None:
+    def put(self, key: str, *, facts=None, error: str | None = None, skip: bool = False,
+            seeds: list[str] = ()) -> None:
         entry = self._index.setdefault(key, {})
         if facts is not None:
             try:
                 self._pending[key] = _encode(facts)
-            except TypeError:
+            except (TypeError, pickle.PicklingError, RecursionError):
                 return
             entry["facts"] = True
         elif error is not None:
             entry["error"] = error
         else:
             entry["skip"] = skip
+            if seeds:
+                entry["seeds"] = list(seeds)
         self._used.add(key)
         self._dirty = True
 
@@ -188,7 +152,9 @@ class FactCache:
         try:
             self._prepare()
             for key, encoded in self._pending.items():
-                _write_json(self._facts_path(key), encoded)
+                path = self._facts_path(key)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                replace_file(path, encoded)
             self._pending.clear()
             if len(self._index) > self.MAX_ENTRIES:
                 for key in [k for k in self._index if k not in self._used]:

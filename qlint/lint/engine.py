@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import pathspec
@@ -22,7 +23,7 @@ from qlint.lint.extract import module_name
 from qlint.lint.facts import FileFacts
 from qlint.lint.model import Project
 from qlint.lint.noqa import Suppressions
-from qlint.lint.registry import Rule, code_matches
+from qlint.lint.registry import Rule, all_rules, code_matches
 from qlint.lint.source import SourceFile, UndecodableSource
 from qlint.manifests import collect as manifests, yamldoc
 from qlint.settings import Settings
@@ -68,6 +69,14 @@ def _readable(raw: bytes, grammar: bool) -> bool:
     return True
 
 
+# Bytes that make a file worth parsing for a rule whatever the framework prefilter says (a noqa
+# comment naming QLT codes, to judge; a password literal). Every rule's are searched, and the
+# cache keeps which matched, so that a cached verdict holds whichever rules a run selects.
+@lru_cache(maxsize=1)
+def _rule_seeds() -> tuple:
+    return tuple((r.code, p) for r in all_rules() if (p := getattr(r, "prefilter_seed", None)) is not None)
+
+
 class Linter:
     """Holds every Python file's facts for one run; ``lint`` runs the rules over them."""
 
@@ -87,10 +96,9 @@ class Linter:
         self.rule_failures: list[str] = []  # internal errors of rules, reported and exit 2
         self._per_file = [(pathspec.PathSpec.from_lines(_GLOB_STYLE, [glob]), codes)
                           for glob, codes in settings.per_file_ignores.items()]
-        # Rules judged after suppression (QLT001), and bytes that make a file worth parsing for a rule
-        # whatever the framework prefilter says (a noqa comment naming QLT codes, to judge): see qlt001_unused_noqa.
+        # Rules judged after suppression (QLT001).
+        self._selected_seeds = {r.code for r in rules if getattr(r, "prefilter_seed", None) is not None}
         self._late = [r for r in rules if getattr(r, "after_suppression", False)]
-        self._rule_seeds = [p for r in rules if (p := getattr(r, "prefilter_seed", None)) is not None]
         self.suppressions: dict[str, Suppressions] | None = None  # as the last ``_suppress`` left them
         self.manifests: dict[str, manifests.ManifestFile] = {}
         self.skipped: list[tuple[Path, str]] = []  # manifests not read, and why (verbose output)
@@ -162,21 +170,24 @@ class Linter:
         the prefilter. Its grammar is checked only when the file was named on the command line:
         parsing every file would cost more than all the rest of a cold run, and a file without
         task code holds no finding either way."""
-        if not self.use_prefilter or any(p.search(raw) for p in self._rule_seeds):
+        if not self.use_prefilter:
             return False
         key = file_key(path, raw, name, is_pkg) if self.cache is not None else ""
         named = str(path) in self.named
         if self.cache is not None and not named:
-            # The verdict depends only on the bytes and the path, both in the key: a cached
-            # "skip" saves the token search. (A named file's grammar is checked all the same.)
-            if self.cache.skipped(key):
-                return True
+            # The verdict depends only on the bytes and the path, both in the key, and on which
+            # rules' seeds matched (kept with it): a cached verdict saves every token search.
+            # (A named file's grammar is checked all the same.)
+            seeds = self.cache.skipped(key)
+            if seeds is not None:
+                return not self._selected_seeds.intersection(seeds)
         if prefilter.is_seed(raw) or prefilter.is_settings_path(path.parts):
             return False
+        seeds = [code for code, p in _rule_seeds() if p.search(raw)]
         ok = _readable(raw, grammar=named)
         if ok and self.cache is not None:
-            self.cache.put(key, skip=True)
-        return ok
+            self.cache.put(key, skip=True, seeds=seeds)
+        return ok and not self._selected_seeds.intersection(seeds)
 
     def add_source(self, src: SourceFile, module: str | None = None) -> None:
         """A file given on stdin (or re-read after a fix)."""
@@ -351,7 +362,7 @@ class Linter:
             if src is not None:
                 if key not in suppressions:
                     suppressions[key] = Suppressions.for_yaml(src) if key in self.manifests else \
-                        Suppressions.for_python(src)
+                        Suppressions.for_python(src, self.noqa_comments(key))
                 sup = suppressions[key]
                 if sup.file_level or code_matches(sup.file_codes, d.code) or sup.suppresses(d.code, d.noqa_rows):
                     continue
@@ -359,6 +370,10 @@ class Linter:
         kept.sort(key=lambda d: d.sort_key)
         self.suppressions = suppressions  # which directives were used: QLT001 reads them
         return kept
+
+    def noqa_comments(self, key: str) -> list | None:
+        facts = self.facts.get(key)
+        return facts.noqa_comments if facts is not None else None
 
     def _ignored_by_config(self, d: Diagnostic) -> bool:
         return self.ignored(d.path, d.code)

@@ -172,6 +172,8 @@ class FileFacts:
     attr_assigns: list[AttrAssign] = field(default_factory=list)
     error: str | None = None  # parse error, when the file could not be read as Python
     exact_offsets: bool = True  # False when libcst's tree does not reproduce the text exactly
+    # ``noqa.python_comments`` of the file, kept with the facts so a warm run need not tokenize.
+    noqa_comments: list[tuple] | None = None
 
     def qualify(self, dotted: str) -> str:
         """A dotted name as written in this file, through its imports: ``exceptions.Reject`` ->

@@ -124,14 +124,11 @@ class Suppressions:
     # ------------------------------------------------------------------ building
 
     @classmethod
-    def for_python(cls, src: SourceFile) -> "Suppressions":
+    def for_python(cls, src: SourceFile, comments: list | None = None) -> "Suppressions":
+        """``comments``: ``python_comments(src)`` when already known (the fact cache keeps them)."""
         result = cls()
-        if not _HAS_NOQA.search(src.utf8):
-            return result
-        try:
-            comments = _python_comments(src.text)
-        except (tokenize.TokenError, SyntaxError):
-            comments = _fallback_comments(src)
+        if comments is None:
+            comments = python_comments(src)
         for row, col, text, first_row, last_row, own_line in comments:
             result._add_comment(src, row, col, text, first_row, last_row, own_line,
                                 file_tools=("qlint", "flake8"))
@@ -224,6 +221,16 @@ class Suppressions:
 
 
 _Comment = tuple  # (row, col, text, first_row, last_row, own_line)
+
+
+def python_comments(src: SourceFile) -> list[_Comment]:
+    """The comments of a Python file that mention ``noqa``, with the rows they cover."""
+    if not _HAS_NOQA.search(src.utf8):
+        return []
+    try:
+        return _python_comments(src.text)
+    except (tokenize.TokenError, SyntaxError):
+        return _fallback_comments(src)
 
 
 def _python_comments(text: str) -> list[_Comment]:

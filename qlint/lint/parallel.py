@@ -15,6 +15,7 @@ from pathlib import Path
 
 from qlint.lint.extract import extract
 from qlint.lint.facts import FileFacts
+from qlint.lint.noqa import python_comments
 from qlint.lint.source import SourceFile, UndecodableSource
 
 INTERNAL = "internal error"
@@ -41,7 +42,9 @@ def syntax_message(exc: SyntaxError) -> str:
 def extract_source(src: SourceFile, name: str, is_pkg: bool) -> tuple[FileFacts | None, str | None]:
     """Facts, or the message that says why there are none. Never raises for bad input."""
     try:
-        return extract(src, name, is_pkg), None
+        facts = extract(src, name, is_pkg)
+        facts.noqa_comments = python_comments(src)
+        return facts, None
     except SyntaxError as exc:
         if "too many" in str(exc.msg):  # "too many nested parentheses", "too many statically nested blocks"
             return None, "file is nested too deeply to parse"

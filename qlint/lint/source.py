@@ -15,6 +15,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_NEWLINE = re.compile(rb"\r\n|\r|\n")
 _COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 
 
@@ -79,18 +80,7 @@ class SourceFile:
     def line_starts(self) -> list[int]:
         if not self._line_starts:
             starts = [0]
-            data = self.utf8
-            i = 0
-            n = len(data)
-            while i < n:
-                c = data[i]
-                if c == 0x0A:
-                    starts.append(i + 1)
-                elif c == 0x0D:
-                    if i + 1 < n and data[i + 1] == 0x0A:
-                        i += 1
-                    starts.append(i + 1)
-                i += 1
+            starts.extend(m.end() for m in _NEWLINE.finditer(self.utf8))
             self._line_starts = starts
         return self._line_starts
 

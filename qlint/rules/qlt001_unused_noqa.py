@@ -193,7 +193,7 @@ TIMEOUT = 30
         for key, src in linter.sources.items():
             sup = suppressions.get(key)
             if sup is None:
-                sup = Suppressions.for_python(src)
+                sup = Suppressions.for_python(src, linter.noqa_comments(key))
             if not sup.directives or sup.file_level:
                 continue
             path = Path(key)
