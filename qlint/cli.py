@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -109,10 +110,29 @@ def normalize_argv(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``qlint`` command. Called without ``argv`` (as the console script), the process ends
+    here once the output is flushed: tearing down a run's objects took longer than some runs."""
+    console = argv is None
+    enabled = gc.isenabled()
     # A run builds hundreds of thousands of short-lived, acyclic objects (syntax trees, facts):
     # the cyclic collector's passes over them were a third of a cold run and free nothing.
     gc.disable()
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        if enabled and not console:
+            gc.enable()
+    if console:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe (``| head``), a closed stream
+                pass
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(normalize_argv(argv))

@@ -131,3 +131,33 @@ def test_cached_verdict_holds_for_another_rule_selection(tmp_path):
     assert ("util.py", "QLT001") in found
     again, _ = run(["QLT101"])
     assert util not in again.sources
+
+
+def test_a_skipped_file_that_changes_is_read_again(tmp_path):
+    """Unchanged size and time: a skipped file is not even read; any change to either and it is,
+    and the prefilter judges the new bytes (here: it now defines a task, same length or not)."""
+    write_project(tmp_path, PROJECT)
+    util = tmp_path / "proj/util.py"
+    first, _ = _run(tmp_path)
+    assert str(util) not in first.sources
+    second, _ = _run(tmp_path)
+    assert str(util) not in second.sources and str(util) in second._keys
+    util.write_text("from proj.celery import app\n\n@app.task\ndef helper():\n    return 1\n", encoding="utf-8")
+    third, found = _run(tmp_path)
+    assert str(util) in third.sources
+    assert [fn.name for fn in third.facts[str(util)].functions] == ["helper"]
+    assert found == _run(tmp_path, use_cache=False)[1]
+
+
+def test_closure_answers_are_cached_per_file_version(tmp_path):
+    """A module that never mentions Celery but spells the app's name is parsed by the closure,
+    from the cache's answer on a warm run, and again when it changes."""
+    files = dict(PROJECT)
+    files["proj/jobs.py"] = "from proj.celery import app\n\n\ndef enqueue_later():\n    return app\n"
+    write_project(tmp_path, files)
+    cold, cold_found = _run(tmp_path)
+    jobs = str(tmp_path / "proj/jobs.py")
+    warm, warm_found = _run(tmp_path)
+    assert (jobs in cold.sources) == (jobs in warm.sources)
+    assert warm_found == cold_found
+    assert _run(tmp_path, use_cache=False)[1] == cold_found

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,16 @@ class FactCache:
             data = None
         if isinstance(data, dict):
             self._index = {k: v for k, v in data.items() if isinstance(v, dict)}
+        # path -> [mtime_ns, size, module, is_package, key]: the key of the bytes last read there.
+        self.paths_path = self.directory / "paths.json"
+        self._paths: dict[str, list] = {}
+        self._paths_dirty = False
+        try:
+            paths = json.loads(self.paths_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            paths = None
+        if isinstance(paths, dict):
+            self._paths = {k: v for k, v in paths.items() if isinstance(v, list) and len(v) == 5}
 
     def _facts_path(self, key: str) -> Path:
         return self.directory / "facts" / key[:2] / f"{key}.pickle"
@@ -125,6 +136,51 @@ class FactCache:
         self._used.add(key)
         return decoded
 
+    def candidate(self, key: str) -> bool:
+        """The framework prefilter keeps this file version (it is parsed)."""
+        entry = self._index.get(key)
+        return entry is not None and entry.get("skip") is False
+
+    def key_by_stat(self, path: Path, module: str, is_package: bool) -> str | None:
+        """The key of ``path``'s bytes when its size and modification time (to the nanosecond)
+        are those recorded when they were last read: a warm run need not read or hash a file
+        the prefilter skipped."""
+        record = self._paths.get(str(path))
+        if record is None:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if record[:4] == [st.st_mtime_ns, st.st_size, module, is_package] and isinstance(record[4], str):
+            return record[4]
+        return None
+
+    def remember_stat(self, path: Path, st: os.stat_result, module: str, is_package: bool, key: str) -> None:
+        record = [st.st_mtime_ns, st.st_size, module, is_package, key]
+        if self._paths.get(str(path)) != record:
+            self._paths[str(path)] = record
+            self._paths_dirty = True
+
+    def mentions(self, key: str, question: str) -> bool | None:
+        """The cached answer to "does this file version spell one of these names" (``question``
+        identifies the names), or None."""
+        entry = self._index.get(key)
+        answers = entry.get("mentions") if entry is not None else None
+        if isinstance(answers, dict) and question in answers:
+            self._used.add(key)
+            return bool(answers[question])
+        return None
+
+    def put_mentions(self, key: str, question: str, answer: bool) -> None:
+        entry = self._index.setdefault(key, {})
+        answers = entry.get("mentions")
+        if not isinstance(answers, dict) or len(answers) >= 4:  # the last few sets of names only
+            answers = entry["mentions"] = {}
+        answers[question] = answer
+        self._used.add(key)
+        self._dirty = True
+
     def put(self, key: str, *, facts=None, error: str | None = None, skip: bool = False,
             seeds: list[str] = ()) -> None:
         entry = self._index.setdefault(key, {})
@@ -137,6 +193,9 @@ class FactCache:
         elif error is not None:
             entry["error"] = error
         else:
+            if entry.get("skip") == skip and not seeds:
+                self._used.add(key)
+                return
             entry["skip"] = skip
             if seeds:
                 entry["seeds"] = list(seeds)
@@ -147,7 +206,7 @@ class FactCache:
         """Write new facts files and the index, each atomically. Entries this run did not use
         are kept (a run over one folder must not evict the rest of the project) until there
         are more than ``MAX_ENTRIES``; then only this run's are kept."""
-        if not self._dirty or self.read_only:
+        if not (self._dirty or self._paths_dirty) or self.read_only:
             return
         try:
             self._prepare()
@@ -165,6 +224,11 @@ class FactCache:
                             pass
             _write_json(self.index_path, self._index)
             self._dirty = False
+            if self._paths_dirty:
+                if len(self._paths) > self.MAX_ENTRIES:
+                    self._paths = {p: r for p, r in self._paths.items() if r[4] in self._index}
+                _write_json(self.paths_path, self._paths)
+                self._paths_dirty = False
         except OSError:
             pass  # a read-only tree still gets linted, just without a cache
 

@@ -7,6 +7,7 @@ only the files it changed.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -105,6 +106,7 @@ class Linter:
         # Files named on the command line (pre-commit passes the changed ones): their syntax
         # errors are reported even when the prefilter skips them.
         self.named: set[str] = set()
+        self._keys: dict[str, str] = {}  # path -> cache key of the bytes read by ``load``
 
     # -- loading ---------------------------------------------------------------------
     def load(self, paths: list[Path], context: list[Path] = ()) -> None:
@@ -115,12 +117,18 @@ class Linter:
         extraction = parallel.Extraction(self.workers)
         for path in paths:
             self.checked += 1
+            name, is_pkg = module_name(path)
+            if self._skipped_unread(path, name, is_pkg):
+                self.modules.setdefault(name, (path, is_pkg))
+                continue
             try:
+                st = os.stat(path)
                 raw = path.read_bytes()
             except OSError as exc:
                 self.errors.append(FileError(path, f"cannot read file: {exc.strerror or exc}"))
                 continue
-            name, is_pkg = module_name(path)
+            if self.cache is not None:
+                self.cache.remember_stat(path, st, name, is_pkg, self._key(path, raw, name, is_pkg))
             if self._skippable(path, raw, name, is_pkg):
                 self.modules.setdefault(name, (path, is_pkg))
             else:
@@ -172,7 +180,7 @@ class Linter:
         task code holds no finding either way."""
         if not self.use_prefilter:
             return False
-        key = file_key(path, raw, name, is_pkg) if self.cache is not None else ""
+        key = self._key(path, raw, name, is_pkg) if self.cache is not None else ""
         named = str(path) in self.named
         if self.cache is not None and not named:
             # The verdict depends only on the bytes and the path, both in the key, and on which
@@ -181,13 +189,36 @@ class Linter:
             seeds = self.cache.skipped(key)
             if seeds is not None:
                 return not self._selected_seeds.intersection(seeds)
+            if self.cache.candidate(key):
+                return False
         if prefilter.is_seed(raw) or prefilter.is_settings_path(path.parts):
+            if self.cache is not None:
+                self.cache.put(key, skip=False)
             return False
         seeds = [code for code, p in _rule_seeds() if p.search(raw)]
         ok = _readable(raw, grammar=named)
         if ok and self.cache is not None:
             self.cache.put(key, skip=True, seeds=seeds)
         return ok and not self._selected_seeds.intersection(seeds)
+
+    def _key(self, path: Path, raw: bytes, name: str, is_pkg: bool) -> str:
+        key = self._keys.get(str(path))
+        if key is None:
+            key = self._keys[str(path)] = file_key(path, raw, name, is_pkg)
+        return key
+
+    def _skipped_unread(self, path: Path, name: str, is_pkg: bool) -> bool:
+        """A file the cache knows the prefilter skips, known unchanged by its size and time."""
+        if self.cache is None or not self.use_prefilter or str(path) in self.named:
+            return False
+        key = self.cache.key_by_stat(path, name, is_pkg)
+        if key is None:
+            return False
+        seeds = self.cache.skipped(key)
+        if seeds is None or self._selected_seeds.intersection(seeds):
+            return False
+        self._keys[str(path)] = key
+        return True
 
     def add_source(self, src: SourceFile, module: str | None = None) -> None:
         """A file given on stdin (or re-read after a fix)."""
@@ -291,13 +322,23 @@ class Linter:
                 return
             seen |= names
             pattern = prefilter.names_pattern(names)
+            # A warm run asks the same question of the same bytes: the answer is cached per file
+            # version and set of names, so unchanged files are neither read nor searched again.
+            question = hashlib.blake2b("\0".join(sorted(names)).encode(), digest_size=8).hexdigest()
             batch = []
             for name, (path, is_pkg) in list(self.modules.items()):
+                key = self._keys.get(str(path))
+                if key is not None and self.cache is not None and \
+                        self.cache.mentions(key, question) is False:
+                    continue
                 try:
                     raw = path.read_bytes()
                 except OSError:
                     continue
-                if prefilter.mentions(raw, pattern):
+                found = prefilter.mentions(raw, pattern)
+                if key is not None and self.cache is not None:
+                    self.cache.put_mentions(key, question, found)
+                if found:
                     batch.append((path, raw, name, is_pkg))
             if not batch:
                 return
