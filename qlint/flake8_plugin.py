@@ -17,7 +17,7 @@ reported on its decorator; ``# qlint: noqa[: CODES]`` file directives). Under fl
 ``--disable-noqa`` neither applies. qlint's rule selection (``select``/``ignore``) and
 ``per-file-ignores`` always apply; flake8's ``--select``/``--ignore`` filter further.
 
-Importing this module is cheap; qlint's engine and libcst are imported on first use.
+Importing this module is cheap; qlint's engine is imported on first use.
 """
 
 from __future__ import annotations

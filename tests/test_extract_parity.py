@@ -297,3 +297,27 @@ def test_code_no_rewrite_can_fix_falls_to_libcst_or_reports_the_first_error():
     with pytest.raises(SyntaxError) as info:
         extract.extract(SourceFile.from_text(Path("proj/tasks.py"), broken), "proj.tasks", False)
     assert info.value.lineno == (2 if sys.version_info >= (3, 12) else 1)
+
+
+@pytest.mark.parametrize("newer", [
+    'LABEL = f"{NAMES["a"]}"\n',  # PEP 701: CPython 3.12+ only, no rewrite: libcst reads it
+    "def _f():\n    try:\n        pass\n    except ValueError, KeyError:\n        pass\n",  # PEP 758, rewritten
+])
+def test_fixes_apply_to_files_written_for_a_newer_python(tmp_path, newer):
+    from helpers import findings, fix, write_project
+
+    write_project(tmp_path, {
+        "proj/__init__.py": "",
+        "proj/tasks.py": "from celery import Celery\n\napp = Celery('proj')\nNAMES = {'a': 1}\n" + newer +
+                         "\n\n@app.task\ndef charge(order_id):\n    return order_id\n",
+    })
+    assert ("proj/tasks.py", "QLT101") in {(p, c) for p, _, c, _ in findings(tmp_path, ["QLT101"])}
+    path = tmp_path / "proj/tasks.py"
+    outcome = fix(tmp_path, ["QLT101"])
+    assert not outcome.errors
+    text = outcome.fixed[str(path)].text
+    assert "@app.task(time_limit=" in text and newer in text
+    path.write_text(text, encoding="utf-8")
+    assert findings(tmp_path, ["QLT101"]) == []
+    again = fix(tmp_path, ["QLT101"])
+    assert again.count == 0 and not again.fixed  # a second fix changes nothing

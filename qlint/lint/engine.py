@@ -30,6 +30,24 @@ from qlint.manifests import collect as manifests, yamldoc
 from qlint.settings import Settings
 
 FRAMEWORKS = (celery, rq, dramatiq, huey, taskiq, arq)
+# A framework's tasks, apps and call sites all resolve through an import of one of its packages
+# (or of a package named after it: ``django_rq``, ``taskiq_redis``, ``flask_dramatiq``). Where no
+# parsed file imports one, its collection is skipped: it would find nothing, slowly. Celery is
+# always collected (its settings need no import).
+PACKAGE_HINTS = {"rq": ("rq",), "dramatiq": ("dramatiq", "periodiq"), "huey": ("huey",), "taskiq": ("taskiq",),
+                 "arq": ("arq",)}
+
+
+def _used(project: Project, framework) -> bool:
+    hints = PACKAGE_HINTS.get(framework.FRAMEWORK)
+    if hints is None:
+        return True
+    for facts in project.parsed_files():
+        for target in (*facts.imports.values(), *facts.star_imports):
+            head = target.partition(".")[0]
+            if any(hint in head for hint in hints):
+                return True
+    return False
 
 
 @dataclass
@@ -316,7 +334,8 @@ class Linter:
             project = self._project()
             names = set()
             for framework in FRAMEWORKS:
-                names |= framework.exported_names(project)
+                if _used(project, framework):
+                    names |= framework.exported_names(project)
             names -= seen
             if not names:
                 return
@@ -358,7 +377,8 @@ class Linter:
         """Frameworks' apps, tasks and sites; manifests' workloads and workers; what the workers change."""
         project = self._project()
         for framework in FRAMEWORKS:
-            framework.collect(project)
+            if _used(project, framework):
+                framework.collect(project)
         workloads, workers = manifests.join(list(self.manifests.values()), {fw.FRAMEWORK: fw.CLI for fw in FRAMEWORKS})
         # Shell scripts tell how workers are started (their flags), but are no deployment to judge.
         project.workloads = [w for w in workloads if w.kind != "script"]

@@ -56,7 +56,6 @@ class _Extractor(cst.CSTVisitor):
         self.try_top_level: list[bool] = []
         self.try_index: list[int] = []  # which ``try`` a handler belongs to (numbered per file)
         self.named: list[Value | CallFact] = []  # everything whose qualified name is filled in at the end
-        self._statement_node: cst.CSTNode | None = None
         self._awaited: cst.CSTNode | None = None
         self._try_count = 0
         # Enclosing loops and ``with`` statements, per function scope (saved across nested defs).
@@ -211,7 +210,6 @@ class _Extractor(cst.CSTVisitor):
     # -- statements ------------------------------------------------------------------
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
         self.statements.append(self.span(node))
-        self._statement_node = node
 
     def leave_SimpleStatementLine(self, original_node: cst.SimpleStatementLine) -> None:
         self.statements.pop()

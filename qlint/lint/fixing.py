@@ -14,6 +14,17 @@ from qlint.lint.source import SourceFile
 MAX_ITERATIONS = 10
 
 
+def _still_parses(before: SourceFile, text: str) -> None:
+    try:
+        extract.parse(SourceFile.from_text(before.path, text))
+    except SyntaxError:
+        try:
+            extract.parse(before)
+        except SyntaxError:
+            return  # CPython could not read the file before either: libcst judges alone
+        raise
+
+
 def threshold(unsafe: bool) -> Applicability:
     return Applicability.UNSAFE if unsafe else Applicability.SAFE
 
@@ -81,9 +92,10 @@ def fix_loop(linter: Linter, unsafe: bool, only: set[str] | None = None) -> FixO
                 if path in linter.manifests:  # a manifest must still load as the same kind of file
                     manifests.read(SourceFile.from_text(src.path, text))
                 else:
-                    # CPython's parser is the judge of "still parses"; libcst's too, so the
-                    # result stays workable for libcst-based codemods.
-                    extract.parse(SourceFile.from_text(src.path, text))
+                    # CPython's parser is the judge of "still parses" (but for syntax newer than
+                    # this interpreter's that only libcst read before the fix); libcst's too, so
+                    # the result stays workable for libcst-based codemods.
+                    _still_parses(src, text)
                     cst.parse_module(text)
                 new_raw = src.encode(new_utf8)
             except (SyntaxError, ValueError, MemoryError, cst.ParserSyntaxError, UnicodeError, RecursionError, yamldoc.Invalid, yamldoc.Skipped) as exc:

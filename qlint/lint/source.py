@@ -1,8 +1,8 @@
 """A file's bytes, its text, and the mapping between offsets and positions.
 
-libcst's ``ByteSpanPositionProvider`` counts offsets in the UTF-8 encoding of the
-module's text whatever the file's own encoding is, so every offset in qlint is an
-offset into ``SourceFile.utf8``. Edits are applied there and the result is encoded
+CPython's ``ast`` counts columns in the UTF-8 encoding of the module's text (as libcst's
+``ByteSpanPositionProvider`` counts offsets) whatever the file's own encoding is, so every
+offset in qlint is an offset into ``SourceFile.utf8``. Edits are applied there and the result is encoded
 back into the file's own encoding, with its BOM, so bytes a fix does not touch stay
 exactly as they were.
 """
