@@ -232,6 +232,7 @@ class Project:
         self._loader = loader
         self._known_modules = set(module_names) | set(self.by_module)
         self._load_enabled = True
+        self._canonical: dict[tuple[str, bool, int], str] = {}
         self.tasks: list[Task] = []
         self.apps: list[App] = []
         self.sites: list[Site] = []
@@ -318,6 +319,14 @@ class Project:
 
     def canonical(self, qualified: str, _depth: int = 0) -> str:
         """Follow project aliases (``task = app.task``, re-exports) to a name's origin."""
+        # Rules ask the same names over and over; an answer holds until a module is loaded.
+        key = (qualified, self._load_enabled, len(self.files))
+        cached = self._canonical.get(key)
+        if cached is None:
+            cached = self._canonical[key] = self._canonical_uncached(qualified, _depth)
+        return cached
+
+    def _canonical_uncached(self, qualified: str, _depth: int) -> str:
         if _depth > 8:
             return qualified
         parts = qualified.split(".")
