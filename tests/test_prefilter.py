@@ -320,3 +320,23 @@ def test_seed_decides_as_its_pattern_alone():
                                             if getattr(r, "prefilter_seed", None) is not None)]:
         for sample in samples:
             assert (seed.search(sample) is None) == (seed.pattern.search(sample) is None), (seed.pattern, sample)
+
+
+from hypothesis import given as _given, settings as _settings, strategies as _st  # noqa: E402
+
+_PIECES = [b"task", b"Task", b"_task", b"tasks", b"shared_task", b"multitask", b"celery", b"CELERY", b".conf.",
+           b".conf[", b".confx", b"config_from_object", b"retry", b"rq", b"arq", b"django_rq", b"rquery", b"enqueue",
+           b"actor", b"Actor", b"reactor", b"Actors", b"huey", b"taskiq", b"WorkerSettings", b"Broker", b"Brokers",
+           b"apply_async", b" ", b"\n", b"_", b"x", b"1", b".", b"(", b"#", b"\xc3\xa9"]
+
+
+@_settings(max_examples=300, deadline=None)
+@_given(_st.lists(_st.sampled_from(_PIECES), max_size=40), _st.integers(0, 60))
+def test_windowed_framework_seed_decides_as_its_pattern(pieces, filler):
+    """The framework seed tries its pattern only around hints; on any text (hints glued to word
+    characters, at the edges, far apart) it must decide as one search over the whole text."""
+    from qlint.lint import prefilter
+
+    raw = b"".join(pieces[: len(pieces) // 2]) + b"y" * filler + b"".join(pieces[len(pieces) // 2:])
+    seed = prefilter.FRAMEWORK_TOKENS
+    assert (seed.search(raw) is None) == (seed.pattern.search(raw) is None), raw

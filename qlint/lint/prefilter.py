@@ -26,16 +26,31 @@ class Seed:
     the two-step test decides exactly as the pattern alone does.
     """
 
-    def __init__(self, pattern: bytes, hints: tuple[bytes, ...], flags: int = 0) -> None:
+    def __init__(self, pattern: bytes, hints: tuple[bytes, ...], flags: int = 0, window: int | None = None) -> None:
         self.pattern = re.compile(pattern, flags)
         self.hints = hints
         self.fold = bool(flags & re.IGNORECASE)  # hints are then lower case, tested on lowered bytes
+        # With ``window``, every match is at most that long: the pattern is only tried around each
+        # occurrence of a hint, never over the whole of a file that holds a hint but no match.
+        self.window = window
 
     def search(self, raw: bytes) -> re.Match[bytes] | None:
         haystack = raw.lower() if self.fold else raw
-        if not any(hint in haystack for hint in self.hints):
-            return None
-        return self.pattern.search(raw)
+        if self.window is None:
+            if not any(hint in haystack for hint in self.hints):
+                return None
+            return self.pattern.search(raw)
+        window = self.window
+        for hint in self.hints:
+            at = haystack.find(hint)
+            while at >= 0:
+                # A match holding this occurrence starts and ends inside the slice, away from its
+                # edges (``\b`` looks at the byte before ``pos``; the end stays clear of ``endpos``).
+                found = self.pattern.search(raw, max(0, at - window), at + len(hint) + 2 * window)
+                if found is not None:
+                    return found
+                at = haystack.find(hint, at + 1)
+        return None
 
 
 # A file without any of these cannot define a task, an app, a wrapper, or settings.
@@ -44,6 +59,7 @@ FRAMEWORK_TOKENS = Seed(
     rb"|\brq\b|django_rq|enqueue|dramatiq|\bactor|Actor\b|huey|HUEY|taskiq|\barq\b|WorkerSettings|Broker\b",
     (b"celery", b"CELERY", b"task", b"Task", b".conf", b"config_from_object", b"retry", b"apply_async", b"rq",
      b"enqueue", b"dramatiq", b"actor", b"Actor", b"huey", b"HUEY", b"WorkerSettings", b"Broker"),
+    window=24,  # the longest alternative, ``config_from_object``, is 18 bytes
 )
 
 
