@@ -42,12 +42,12 @@ def _used(project: Project, framework) -> bool:
     hints = PACKAGE_HINTS.get(framework.FRAMEWORK)
     if hints is None:
         return True
-    for facts in project.parsed_files():
-        for target in (*facts.imports.values(), *facts.star_imports):
-            head = target.partition(".")[0]
-            if any(hint in head for hint in hints):
-                return True
-    return False
+    heads = getattr(project, "_import_heads", None)
+    if heads is None or heads[0] != len(project.files):  # computed once per set of files
+        names = {target.partition(".")[0] for facts in project.parsed_files()
+                 for target in (*facts.imports.values(), *facts.star_imports)}
+        heads = project._import_heads = (len(project.files), names)
+    return any(hint in head for head in heads[1] for hint in hints)
 
 
 @dataclass

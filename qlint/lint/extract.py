@@ -12,6 +12,7 @@ Names are resolved through an import table built during the same walk.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import warnings
 from functools import lru_cache
@@ -93,16 +94,18 @@ def module_name(path: Path) -> tuple[str, bool]:
     packages (``proj/__init__.py`` + ``proj/sub/tasks.py`` is ``proj.sub.tasks``), as Python
     and Celery's task names see them.
     """
-    path = Path(path)
-    parts = list(_package_parts(path.parent))
-    if path.stem != "__init__":
-        parts.append(path.stem)
-    return ".".join(parts) or path.stem, path.stem == "__init__"
+    folder, _, filename = os.fspath(path).rpartition(os.sep)
+    stem = filename.rpartition(".")[0] if "." in filename.lstrip(".") else filename
+    parts = list(_package_parts(folder or "."))
+    if stem != "__init__":
+        parts.append(stem)
+    return ".".join(parts) or stem, stem == "__init__"
 
 
 @lru_cache(maxsize=4096)
-def _package_parts(folder: Path) -> tuple[str, ...]:
-    """The package names a module in ``folder`` sits in (computed once per folder)."""
+def _package_parts(folder_name: str) -> tuple[str, ...]:
+    """The package names a module in ``folder_name`` sits in (computed once per folder)."""
+    folder = Path(folder_name)
     directory = folder.resolve() if folder.exists() else folder
     chain = []  # folders from the file's upwards
     top = -1  # index in ``chain`` of the highest folder that is a regular package

@@ -45,9 +45,12 @@ class Seed:
             at = haystack.find(hint)
             while at >= 0:
                 # A match holding this occurrence starts and ends inside the slice, away from its
-                # edges (``\b`` looks at the byte before ``pos``; the end stays clear of ``endpos``).
-                found = self.pattern.search(raw, max(0, at - window), at + len(hint) + 2 * window)
-                if found is not None:
+                # edges (``\b`` looks at the byte before ``pos``). A match ending at ``endpos`` may
+                # be cut short there (``Broker\b`` in ``Brokers``): not trusted; if real, it holds
+                # a hint of its own and is found from that occurrence's slice.
+                end = at + len(hint) + 2 * window
+                found = self.pattern.search(raw, max(0, at - window), end)
+                if found is not None and (found.end() < end or end >= len(raw)):
                     return found
                 at = haystack.find(hint, at + 1)
         return None
