@@ -7,7 +7,6 @@ Framework modules (``qlint.frameworks.*``) turn the model's facts into ``Task`` 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Iterable, Iterator
@@ -217,6 +216,21 @@ class Site:
     retry_blocker: str = ""  # as ``Task.retry_blocker`` (an RQ ``Retry(interval=...)`` no scheduler runs)
 
 
+class _ParsedOnly:
+    __slots__ = ("project", "active", "saved")
+
+    def __init__(self, project: "Project", active: bool) -> None:
+        self.project = project
+        self.active = active
+
+    def __enter__(self) -> None:
+        self.saved = self.project._load_enabled
+        self.project._load_enabled = self.saved and not self.active
+
+    def __exit__(self, *exc: object) -> None:
+        self.project._load_enabled = self.saved
+
+
 class Project:
     """All files' facts, indexed by module, with cross-module resolution."""
 
@@ -243,17 +257,12 @@ class Project:
         self._fold_stack: set[int] = set()
 
     # -- symbols ---------------------------------------------------------------------
-    @contextmanager
-    def parsed_only(self, active: bool = True) -> Iterator[None]:
+    def parsed_only(self, active: bool = True) -> "_ParsedOnly":
         """Resolve through files already parsed only. Used where a name cannot be task
         machinery unless it is spelled like it: loading every module a decorator or a base
-        class comes from would parse most of a large project for nothing."""
-        saved = self._load_enabled
-        self._load_enabled = saved and not active
-        try:
-            yield
-        finally:
-            self._load_enabled = saved
+        class comes from would parse most of a large project for nothing. (A context manager;
+        a class rather than a generator: rules enter it for every call of a project.)"""
+        return _ParsedOnly(self, active)
 
     def module(self, name: str) -> FileFacts | None:
         facts = self.by_module.get(name)
