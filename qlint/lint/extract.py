@@ -166,6 +166,7 @@ class _Extractor:
         self.withs: list[list[Value]] = []
         self._saved_functions: list[list[FunctionFact]] = []
         self._bodies: list[list[ast.stmt]] = []  # the body of each function on ``functions``
+        self._spans: dict[tuple[int, int], Span] = {}
         self._dispatch = {
             ast.Import: self.visit_Import, ast.ImportFrom: self.visit_ImportFrom,
             ast.Assign: self.visit_Assign, ast.AnnAssign: self.visit_AnnAssign, ast.Call: self.visit_Call,
@@ -192,8 +193,17 @@ class _Extractor:
 
     # -- positions -------------------------------------------------------------------
     def span(self, node: ast.AST) -> Span:
+        """One ``Span`` object per range (a call and its value share one): fewer objects to cache
+        and to read back on every warm run. Spans are never changed once made."""
         starts = self.line_starts
-        return Span(starts[node.lineno - 1] + node.col_offset, starts[node.end_lineno - 1] + node.end_col_offset)
+        return self.shared_span(starts[node.lineno - 1] + node.col_offset,
+                                starts[node.end_lineno - 1] + node.end_col_offset)
+
+    def shared_span(self, start: int, end: int) -> Span:
+        found = self._spans.get((start, end))
+        if found is None:
+            found = self._spans[(start, end)] = Span(start, end)
+        return found
 
     def start(self, node: ast.AST) -> int:
         return self.line_starts[node.lineno - 1] + node.col_offset
@@ -240,7 +250,7 @@ class _Extractor:
             line_start = self.line_starts[first.lineno - 1]
             # Statements after a compound header's colon (``if x: f()``) are not a line of their own.
             own_line = not data[line_start:start].strip()
-            self.statement = Span(start, self.end(body[last])) if own_line else None
+            self.statement = self.shared_span(start, self.end(body[last])) if own_line else None
             for stmt in body[index:last + 1]:
                 self.visit(stmt)
             index = last + 1
@@ -719,8 +729,8 @@ class _Extractor:
             params.append(self._param(p.kwarg, "kwarg", False))
         outer = [c.name for c in self.classes]
         fn = FunctionFact(
-            name=node.name, qualname=".".join([*outer, node.name]), span=Span(start, header_end),
-            header=Span(start, header_end), def_start=def_start, is_async=isinstance(node, ast.AsyncFunctionDef),
+            name=node.name, qualname=".".join([*outer, node.name]), span=self.shared_span(start, header_end),
+            header=self.shared_span(start, header_end), def_start=def_start, is_async=isinstance(node, ast.AsyncFunctionDef),
             decorators=decorators, params=params,
             class_name=self.classes[-1].name if self.classes and not self.functions else None,
             depth=len(self.functions) + len(self.classes),
