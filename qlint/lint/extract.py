@@ -75,6 +75,9 @@ _SIMPLE = (ast.Expr, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Return, ast.R
 if hasattr(ast, "TypeAlias"):  # Python 3.12
     _SIMPLE += (ast.TypeAlias,)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+# Nodes without children or facts: contexts, operators, constants.
+_LEAVES = frozenset({ast.Load, ast.Store, ast.Del, ast.Constant, *ast.operator.__subclasses__(),
+                     *ast.unaryop.__subclasses__(), *ast.boolop.__subclasses__(), *ast.cmpop.__subclasses__()})
 
 
 @lru_cache(maxsize=4096)
@@ -224,9 +227,17 @@ class _Extractor:
             method(node)
 
     def generic_visit(self, node: ast.AST) -> None:
+        # ``ast.iter_child_nodes`` without its generators, and without the leaves that hold
+        # nothing (``ctx=Load()``, operators, constants): most of a tree's nodes.
         visit = self.visit
-        for child in ast.iter_child_nodes(node):
-            visit(child)
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, ast.AST) and type(item) not in _LEAVES:
+                        visit(item)
+            elif isinstance(value, ast.AST) and type(value) not in _LEAVES:
+                visit(value)
 
     def visit_body(self, body: list[ast.stmt]) -> None:
         """Visit a suite, knowing which line of simple statements each statement is on (the
