@@ -332,3 +332,26 @@ def test_fixes_apply_to_files_written_for_a_newer_python(tmp_path, newer):
     assert findings(tmp_path, ["QLT101"]) == []
     again = fix(tmp_path, ["QLT101"])
     assert again.count == 0 and not again.fixed  # a second fix changes nothing
+
+
+def test_reading_leaves_no_reference_cycles():
+    """A run turns the cyclic collector off: reading files, those CPython rejects or that need
+    rewriting included, must leave no garbage only the collector could free."""
+    import gc
+
+    sources = [textwrap.dedent(TRICKY["bodies"]).lstrip(), NEWER, "def f(:\n    pass\n",
+               'LABEL = f"{NAMES["a"]}"\n']
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(3):
+            for text in sources:
+                try:
+                    extract.extract(SourceFile.from_text(Path("proj/tasks.py"), text), "proj.tasks", False)
+                except SyntaxError:
+                    pass
+        assert gc.collect() == 0
+    finally:
+        if enabled:
+            gc.enable()

@@ -170,30 +170,6 @@ class _Extractor:
         self._saved_functions: list[list[FunctionFact]] = []
         self._bodies: list[list[ast.stmt]] = []  # the body of each function on ``functions``
         self._spans: dict[tuple[int, int], Span] = {}
-        self._dispatch = {
-            ast.Import: self.visit_Import, ast.ImportFrom: self.visit_ImportFrom,
-            ast.Assign: self.visit_Assign, ast.AnnAssign: self.visit_AnnAssign, ast.Call: self.visit_Call,
-            ast.Await: self.visit_Await, ast.Attribute: self.visit_Attribute, ast.Subscript: self.visit_Subscript,
-            ast.Name: self.visit_Name, ast.Return: self.visit_Return, ast.For: self.visit_For,
-            ast.AsyncFor: self.visit_For, ast.While: self.visit_While, ast.With: self.visit_With,
-            ast.AsyncWith: self.visit_With, ast.Raise: self.visit_Raise, ast.Try: self.visit_Try,
-            ast.ExceptHandler: self.visit_ExceptHandler, ast.FunctionDef: self.visit_FunctionDef,
-            ast.AsyncFunctionDef: self.visit_FunctionDef, ast.ClassDef: self.visit_ClassDef,
-            ast.Dict: self.visit_Dict, ast.IfExp: self.visit_IfExp, ast.Lambda: self.visit_Lambda,
-            ast.arguments: self.visit_arguments, ast.arg: self.visit_arg, ast.keyword: self.visit_keyword,
-            ast.Global: self.visit_names, ast.Nonlocal: self.visit_names,
-            **{kind: self.visit_comprehension for kind in _COMPREHENSIONS},
-        }
-        for kind in ("MatchAs", "MatchStar"):
-            self._dispatch[getattr(ast, kind)] = self.visit_match_name
-        self._dispatch[ast.MatchMapping] = self.visit_match_mapping
-        for kind in (ast.Module, ast.If, ast.Match, ast.match_case):
-            self._dispatch[kind] = self.visit_suites
-        if hasattr(ast, "TryStar"):
-            self._dispatch[ast.TryStar] = self.visit_try_star
-        if hasattr(ast, "TypeAlias"):  # its type parameters are not read (as on older Pythons)
-            self._dispatch[ast.TypeAlias] = self.visit_type_alias
-
     # -- positions -------------------------------------------------------------------
     def span(self, node: ast.AST) -> Span:
         """One ``Span`` object per range (a call and its value share one): fewer objects to cache
@@ -220,11 +196,11 @@ class _Extractor:
 
     # -- traversal -------------------------------------------------------------------
     def visit(self, node: ast.AST) -> None:
-        method = self._dispatch.get(type(node))
+        method = _DISPATCH.get(type(node))
         if method is None:
             self.generic_visit(node)
         else:
-            method(node)
+            method(self, node)
 
     def generic_visit(self, node: ast.AST) -> None:
         # ``ast.iter_child_nodes`` without its generators, and without the leaves that hold
@@ -843,6 +819,31 @@ class _Extractor:
             aa.qualified = f"{base}.{rest}" if rest else base
 
 
+# Node type -> the ``_Extractor`` method that visits it (plain functions: a table of bound
+# methods on each extractor would be a reference cycle per file, and the collector is off).
+_DISPATCH = {
+    ast.Import: _Extractor.visit_Import, ast.ImportFrom: _Extractor.visit_ImportFrom,
+    ast.Assign: _Extractor.visit_Assign, ast.AnnAssign: _Extractor.visit_AnnAssign, ast.Call: _Extractor.visit_Call,
+    ast.Await: _Extractor.visit_Await, ast.Attribute: _Extractor.visit_Attribute,
+    ast.Subscript: _Extractor.visit_Subscript, ast.Name: _Extractor.visit_Name, ast.Return: _Extractor.visit_Return,
+    ast.For: _Extractor.visit_For, ast.AsyncFor: _Extractor.visit_For, ast.While: _Extractor.visit_While,
+    ast.With: _Extractor.visit_With, ast.AsyncWith: _Extractor.visit_With, ast.Raise: _Extractor.visit_Raise,
+    ast.Try: _Extractor.visit_Try, ast.ExceptHandler: _Extractor.visit_ExceptHandler,
+    ast.FunctionDef: _Extractor.visit_FunctionDef, ast.AsyncFunctionDef: _Extractor.visit_FunctionDef,
+    ast.ClassDef: _Extractor.visit_ClassDef, ast.Dict: _Extractor.visit_Dict, ast.IfExp: _Extractor.visit_IfExp,
+    ast.Lambda: _Extractor.visit_Lambda, ast.arguments: _Extractor.visit_arguments, ast.arg: _Extractor.visit_arg,
+    ast.keyword: _Extractor.visit_keyword, ast.Global: _Extractor.visit_names, ast.Nonlocal: _Extractor.visit_names,
+    ast.MatchAs: _Extractor.visit_match_name, ast.MatchStar: _Extractor.visit_match_name,
+    ast.MatchMapping: _Extractor.visit_match_mapping,
+    **{kind: _Extractor.visit_comprehension for kind in _COMPREHENSIONS},
+    **{kind: _Extractor.visit_suites for kind in (ast.Module, ast.If, ast.Match, ast.match_case)},
+}
+if hasattr(ast, "TryStar"):  # Python 3.11
+    _DISPATCH[ast.TryStar] = _Extractor.visit_try_star
+if hasattr(ast, "TypeAlias"):  # Python 3.12: its type parameters are not read (as on older Pythons)
+    _DISPATCH[ast.TypeAlias] = _Extractor.visit_type_alias
+
+
 def _bound_names(target: ast.expr) -> list[str]:
     """Names a ``for`` target binds: ``x``, ``(i, x)``, ``[a, *rest]``."""
     if isinstance(target, ast.Name):
@@ -909,14 +910,19 @@ def parse(src: SourceFile) -> ast.Module:
         if "too many" in str(first.msg):
             raise
         data = bytearray(src.utf8)
-        error = first
-        for _ in range(newer_syntax.MAX_REWRITES):
-            if not newer_syntax.downgrade(data, error):
-                break
-            try:
-                return _compile(data.decode("utf-8", "surrogatepass"), path)
-            except SyntaxError as exc:
-                error = exc
+        error: SyntaxError | None = first
+        try:
+            for _ in range(newer_syntax.MAX_REWRITES):
+                if not newer_syntax.downgrade(data, error):
+                    break
+                try:
+                    return _compile(data.decode("utf-8", "surrogatepass"), path)
+                except SyntaxError as exc:
+                    error = exc
+        finally:
+            # An exception kept in a local of the frame its traceback holds is a reference
+            # cycle, and the run's collector is off (``cli.main``): drop it.
+            error = None
         raise first from None
 
 
