@@ -67,3 +67,29 @@ def test_cli_exits_2_and_still_prints_findings_when_a_rule_fails(tmp_path):
     assert "QLT101" in res.stdout
     assert "internal error in rule QLT501" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_the_pool_and_this_process_split_a_batch_without_changing_it(tmp_path):
+    """Files go to worker processes as the scan finds them, and this process takes back the
+    batches no worker has started: every file's result, in order, is what extracting it here
+    gives (a syntax error's message included)."""
+    from pathlib import Path as _Path
+
+    from qlint.lint import parallel
+
+    items = []
+    for index in range(60):
+        body = "def f(:\n" if index % 17 == 5 else f"from celery import shared_task\n\n@shared_task\ndef t{index}():\n    return {index}\n"
+        items.append((_Path(f"/p/m{index}.py"), body.encode() * (1 + index % 3), f"m{index}", False))
+    extraction = parallel.Extraction(2)
+    for item in items:
+        extraction.add(item)
+    got = extraction.results()
+    assert [item for item, _ in got] == items
+    expected = [parallel._work(item) for item in items]
+    for (item, result), (facts, error) in zip(got, expected):
+        assert result is not None  # the pool ran (or this process did the work itself)
+        assert result[1] == error
+        assert (result[0] is None) == (facts is None)
+        if facts is not None:
+            assert [fn.name for fn in result[0].functions] == [fn.name for fn in facts.functions]

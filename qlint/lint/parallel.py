@@ -116,10 +116,18 @@ class Extraction:
 
     def results(self) -> list[tuple[tuple[Path, bytes, str, bool], tuple[FileFacts | None, str | None] | None]]:
         self._flush(final=True)
+        # The scan is over and this process would only wait: it takes back the batches no worker
+        # has started (the last ones: workers take from the front) and extracts them itself.
+        done: dict[int, list] = {}
+        for index in range(len(self.pending) - 1, -1, -1):
+            items, future = self.pending[index]
+            if future is None or not future.cancel():
+                break
+            done[index] = [_work(item) for item in items]
         out = []
-        for items, future in self.pending:
-            results = None
-            if future is not None and not self.failed:
+        for index, (items, future) in enumerate(self.pending):
+            results = done.get(index)
+            if results is None and future is not None and not self.failed:
                 try:
                     results = future.result()
                 except (BrokenProcessPool, OSError, AssertionError):
