@@ -5,7 +5,7 @@ Modern code bases use syntax an older interpreter's parser rejects: PEP 758's
 (3.12). libcst reads them all, but some fifty times slower than CPython's parser, and
 such files are often a code base's largest. So the line CPython rejects is rewritten into
 the older grammar *without changing a single byte offset or line*: ``except A, B:`` becomes
-``except (A,B):``, type parameters become blanks, and ``type X = v`` becomes
+``except(A,B):``, type parameters become blanks, and ``type X = v`` becomes
 ``pass;X;   v``. Nothing a rule reads lives in the blanked bytes (a type alias binds no task,
 setting or call of interest), so the facts are those of the original text, and every fix
 edits the original. What cannot be rewritten this way is left to libcst.
@@ -52,7 +52,8 @@ def _blank(data: bytearray, start: int, end: int) -> None:
 
 
 def _parenthesize_except(data: bytearray, start: int, end: int) -> bool:
-    """``except A, B:`` -> ``except (A,B):``, same length, colon in place."""
+    """``except A, B:`` -> ``except(A,B):``: blanks between the names make room for the
+    parentheses (any left over go before them), so the colon stays in place."""
     match = _EXCEPT.search(data, start, end)
     if match is None:
         return False
