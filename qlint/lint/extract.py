@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -31,7 +30,7 @@ from qlint.lint.facts import (
     Value,
 )
 from qlint.lint import newer_syntax
-from qlint.lint.scan import closing_parens_end, header_colon, matching_close
+from qlint.lint.scan import closing_parens_end, header_colon, line_starts, matching_close
 from qlint.lint.source import SourceFile
 
 # Method names whose calls are recorded: rules and frameworks read nothing else.
@@ -69,7 +68,6 @@ MODULE_METHODS = frozenset({
 _BINOPS = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Pow: "**", ast.Mod: "%",
 }
-_NEWLINE = re.compile(rb"\r\n|\r|\n")
 _SIMPLE = (ast.Expr, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Return, ast.Raise, ast.Pass, ast.Break,
            ast.Continue, ast.Delete, ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal, ast.Assert)
 if hasattr(ast, "TypeAlias"):  # Python 3.12
@@ -152,9 +150,7 @@ class _Extractor:
     def __init__(self, facts: FileFacts, data: bytes) -> None:
         self.facts = facts
         self.data = data
-        starts = [0]
-        starts.extend(m.end() for m in _NEWLINE.finditer(data))
-        self.line_starts = starts
+        self.line_starts = line_starts(data)
         self.functions: list[FunctionFact] = []
         self.classes: list[ClassFact] = []
         self.handlers: list[HandlerFact] = []

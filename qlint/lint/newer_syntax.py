@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import re
 
-from qlint.lint.scan import matching_close
+from qlint.lint.scan import line_starts, matching_close
 
 # Rewrites per file before giving up: each costs one more parse of the file.
 MAX_REWRITES = 200
 
-_NEWLINE = re.compile(rb"\r\n|\r|\n")
 _EXCEPT = re.compile(rb"\bexcept\b")
 _GENERIC_DEF = re.compile(rb"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+\w+[ \t]*(\[)")
 _TYPE_STATEMENT = re.compile(rb"^([ \t]*)type[ \t]+(\w+)[ \t]*[\[=]")
@@ -29,8 +28,7 @@ _LINE_ENDS = frozenset(b"\r\n")
 
 
 def _line_bounds(data: bytearray, lineno: int) -> tuple[int, int] | None:
-    starts = [0]
-    starts.extend(m.end() for m in _NEWLINE.finditer(data))
+    starts = line_starts(data)
     if not 1 <= lineno <= len(starts):
         return None
     start = starts[lineno - 1]

@@ -4,7 +4,18 @@ parentheses after an argument, a statement's end. Each knows strings and comment
 
 from __future__ import annotations
 
+import re
+
 QUOTES = (0x22, 0x27)  # " '
+_NEWLINE = re.compile(rb"\r\n|\r|\n")
+
+
+def line_starts(data: bytes | bytearray) -> list[int]:
+    """Offset of each line's first byte; lines end at ``\\r\\n``, ``\\r`` or ``\\n``, as CPython's
+    tokenizer and libcst count them."""
+    starts = [0]
+    starts.extend(m.end() for m in _NEWLINE.finditer(data))
+    return starts
 
 
 def skip_string(data: bytes, i: int, end: int) -> int:

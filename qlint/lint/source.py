@@ -15,7 +15,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_NEWLINE = re.compile(rb"\r\n|\r|\n")
+from qlint.lint.scan import line_starts as _line_starts_of
+
 _COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 
 
@@ -79,9 +80,7 @@ class SourceFile:
     @property
     def line_starts(self) -> list[int]:
         if not self._line_starts:
-            starts = [0]
-            starts.extend(m.end() for m in _NEWLINE.finditer(self.utf8))
-            self._line_starts = starts
+            self._line_starts = _line_starts_of(self.utf8)
         return self._line_starts
 
     def row_of(self, offset: int) -> int:
