@@ -226,7 +226,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("-o", "--output", type=Path, default=None, help="also write the report here")
     args = parser.parse_args()
-    report = [f"# qlint benchmark, {time.strftime('%Y-%m-%d')}", "", f"Machine: {machine()}", ""]
+    report = [f"# qlint benchmark, {time.strftime('%Y-%m-%d')}", "", f"Machine: {machine()}", "",
+              "Every tool runs from bytecode (PYTHONDONTWRITEBYTECODE is cleared for the runs), alternating, "
+              f"{args.runs} runs each; medians.", ""]
     for codebase in args.codebases:
         print(f"benchmarking {codebase} ...", file=sys.stderr)
         report.append(bench(codebase.resolve(), args.runs, args.bin_dir, args.timeout))
