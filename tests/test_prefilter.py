@@ -340,3 +340,15 @@ def test_windowed_framework_seed_decides_as_its_pattern(pieces, filler):
     raw = b"".join(pieces[: len(pieces) // 2]) + b"y" * filler + b"".join(pieces[len(pieces) // 2:])
     seed = prefilter.FRAMEWORK_TOKENS
     assert (seed.search(raw) is None) == (seed.pattern.search(raw) is None), raw
+
+
+@_settings(max_examples=200, deadline=None)
+@_given(_st.lists(_st.sampled_from([b"app", b"celery_app", b"happy", b"app_", b"_app", b"apps", b" ", b".", b"\n",
+                                    b"(", b"x", b"my_app"]), max_size=30),
+        _st.sets(_st.sampled_from(["app", "celery_app", "my_app", "pp"]), min_size=1))
+def test_closure_names_search_decides_as_its_pattern(pieces, names):
+    from qlint.lint import prefilter
+
+    raw = b"".join(pieces)
+    seed = prefilter.names_pattern(set(names))
+    assert (seed.search(raw) is None) == (seed.pattern.search(raw) is None), (raw, names)

@@ -87,12 +87,15 @@ def exported_names(files: Iterable[FileFacts]) -> set[str]:
     return names
 
 
-def mentions(raw: bytes, pattern: re.Pattern[bytes] | None) -> bool:
+def mentions(raw: bytes, pattern: Seed | None) -> bool:
     return pattern is not None and pattern.search(raw) is not None
 
 
-def names_pattern(names: set[str]) -> re.Pattern[bytes] | None:
+def names_pattern(names: set[str]) -> Seed | None:
+    """Any of ``names`` as a whole word. Each name is its own hint, so the pattern is only tried
+    around an occurrence of one (the closure asks this of every file the prefilter skipped)."""
     if not names:
         return None
-    alternatives = b"|".join(re.escape(n.encode()) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rb"\b(?:" + alternatives + rb")\b")
+    encoded = sorted((n.encode() for n in names), key=len, reverse=True)
+    alternatives = b"|".join(re.escape(n) for n in encoded)
+    return Seed(rb"\b(?:" + alternatives + rb")\b", tuple(encoded), window=len(encoded[0]) + 1)
