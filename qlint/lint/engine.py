@@ -140,8 +140,9 @@ class Linter:
                 self.modules.setdefault(name, (path, is_pkg))
                 continue
             try:
-                st = os.stat(path)
-                raw = path.read_bytes()
+                st = os.stat(path) if self.cache is not None else None
+                with open(path, "rb") as handle:
+                    raw = handle.read()
             except OSError as exc:
                 self.errors.append(FileError(path, f"cannot read file: {exc.strerror or exc}"))
                 continue
