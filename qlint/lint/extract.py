@@ -30,7 +30,7 @@ from qlint.lint.facts import (
     Value,
 )
 from qlint.lint import newer_syntax
-from qlint.lint.scan import closing_parens_end, header_colon, line_starts, matching_close
+from qlint.lint.scan import closing_parens_end, comment_end, header_colon, line_starts, matching_close
 from qlint.lint.source import SourceFile
 
 # Method names whose calls are recorded: rules and frameworks read nothing else.
@@ -326,8 +326,7 @@ class _Extractor:
         while start < end:
             c = data[start]
             if c == 0x23:
-                nl = data.find(b"\n", start, end)
-                start = end if nl < 0 else nl
+                start = comment_end(data, start, end)
             elif c in b" \t\f\r\n\\":
                 start += 1
             else:

@@ -44,9 +44,15 @@ def skip_string(data: bytes, i: int, end: int) -> int:
     return end
 
 
-def header_colon(data: bytes, start: int, end: int) -> int:
-    """The ``:`` that ends a ``def``/``class`` header starting at ``start``: the first one outside
-    brackets, strings and comments (never one in ``# note: ...``), or -1."""
+def comment_end(data: bytes, i: int, end: int) -> int:
+    """Where the comment starting at ``i`` ends: its line break (or ``end``)."""
+    nl = data.find(b"\n", i, end)
+    return end if nl < 0 else nl
+
+
+def _structural(data: bytes, start: int, end: int, colon: bool) -> int:
+    """Walk bytes outside strings and comments, counting brackets: the first ``:`` outside any
+    bracket (``colon``), or the bracket that brings the count back to zero; -1 if none."""
     depth = 0
     i = start
     while i < end:
@@ -54,18 +60,25 @@ def header_colon(data: bytes, start: int, end: int) -> int:
         if c in QUOTES:
             i = skip_string(data, i, end)
             continue
-        if c == 0x23:  # "#": to the end of the line
-            nl = data.find(b"\n", i, end)
-            i = end if nl < 0 else nl
+        if c == 0x23:  # "#"
+            i = comment_end(data, i, end)
             continue
         if c in (0x28, 0x5B, 0x7B):
             depth += 1
         elif c in (0x29, 0x5D, 0x7D):
             depth -= 1
-        elif c == 0x3A and depth == 0:
+            if depth == 0 and not colon:
+                return i
+        elif c == 0x3A and depth == 0 and colon:
             return i
         i += 1
     return -1
+
+
+def header_colon(data: bytes, start: int, end: int) -> int:
+    """The ``:`` that ends a ``def``/``class`` header starting at ``start``: the first one outside
+    brackets, strings and comments (never one in ``# note: ...``), or -1."""
+    return _structural(data, start, end, colon=True)
 
 
 def closing_parens_end(data: bytes, start: int, end: int) -> int:
@@ -78,8 +91,7 @@ def closing_parens_end(data: bytes, start: int, end: int) -> int:
         if c == 0x29:
             result = i + 1
         elif c == 0x23:
-            nl = data.find(b"\n", i, end)
-            i = end if nl < 0 else nl
+            i = comment_end(data, i, end)
             continue
         elif c not in (0x20, 0x09, 0x0A, 0x0D, 0x0C, 0x5C):
             break
@@ -89,22 +101,4 @@ def closing_parens_end(data: bytes, start: int, end: int) -> int:
 
 def matching_close(data: bytes, open_at: int, end: int) -> int:
     """Index of the bracket closing the one at ``open_at`` (before ``end``), or -1."""
-    depth = 0
-    i = open_at
-    while i < end:
-        c = data[i]
-        if c in QUOTES:
-            i = skip_string(data, i, end)
-            continue
-        if c == 0x23:
-            nl = data.find(b"\n", i, end)
-            i = end if nl < 0 else nl
-            continue
-        if c in (0x28, 0x5B, 0x7B):
-            depth += 1
-        elif c in (0x29, 0x5D, 0x7D):
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
+    return _structural(data, open_at, end, colon=False)
