@@ -16,6 +16,8 @@ from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Un
 from qlint.manifests.commands import WorkerCli
 
 FRAMEWORK = "arq"
+# Top-level packages whose import means the project uses arq (``engine._used``).
+PACKAGE_HINTS = ("arq",)
 FUNC = frozenset({"arq.func", "arq.worker.func"})
 CRON = frozenset({"arq.cron", "arq.cron.cron"})
 CREATE_POOL = frozenset({"arq.create_pool", "arq.connections.create_pool"})

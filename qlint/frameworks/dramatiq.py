@@ -20,6 +20,8 @@ from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Un
 from qlint.manifests.commands import WorkerCli
 
 FRAMEWORK = "dramatiq"
+# Top-level packages whose import means the project uses dramatiq (``engine._used``).
+PACKAGE_HINTS = ("dramatiq", "periodiq")
 ACTOR = frozenset({"dramatiq.actor", "dramatiq.actor.actor"})
 GENERIC_ACTOR = frozenset({"dramatiq.GenericActor", "dramatiq.generic.GenericActor"})
 ENCODERS = {"PickleEncoder": "pickle", "JSONEncoder": "json"}

@@ -19,6 +19,8 @@ from qlint.lint.model import Profile, Project, Resolved, Site, Task, Unit
 from qlint.manifests.commands import StopSignals, WorkerCli
 
 FRAMEWORK = "huey"
+# Top-level packages whose import means the project uses huey (``engine._used``).
+PACKAGE_HINTS = ("huey",)
 DECORATORS = ("task", "periodic_task", "context_task")
 DJHUEY = frozenset({f"huey.contrib.djhuey.{n}" for n in
                     ("task", "periodic_task", "db_task", "db_periodic_task", "on_commit_task")})

@@ -20,6 +20,8 @@ from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Un
 from qlint.manifests.commands import WorkerCli
 
 FRAMEWORK = "rq"
+# Top-level packages whose import means the project uses rq (``engine._used``).
+PACKAGE_HINTS = ("rq",)
 JOB = frozenset({"rq.decorators.job", "rq.job", "django_rq.job", "django_rq.decorators.job"})
 QUEUE = frozenset({"rq.Queue", "rq.queue.Queue"})
 WORKER = frozenset({"rq.Worker", "rq.worker.Worker", "rq.SimpleWorker", "rq.worker.SimpleWorker",

@@ -19,6 +19,8 @@ from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Un
 from qlint.manifests.commands import WorkerCli
 
 FRAMEWORK = "taskiq"
+# Top-level packages whose import means the project uses taskiq (``engine._used``).
+PACKAGE_HINTS = ("taskiq",)
 SHARED = frozenset({"taskiq.async_shared_broker", "taskiq.brokers.shared_broker.async_shared_broker"})
 DEFAULT_RETRY_COUNT = 3
 SERIALIZERS = {"PickleSerializer": "pickle", "JSONSerializer": "json", "ORJSONSerializer": "json",

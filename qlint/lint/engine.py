@@ -30,16 +30,12 @@ from qlint.manifests import collect as manifests, yamldoc
 from qlint.settings import Settings
 
 FRAMEWORKS = (celery, rq, dramatiq, huey, taskiq, arq)
-# A framework's tasks, apps and call sites all resolve through an import of one of its packages
-# (or of a package named after it: ``django_rq``, ``taskiq_redis``, ``flask_dramatiq``). Where no
-# parsed file imports one, its collection is skipped: it would find nothing, slowly. Celery is
-# always collected (its settings need no import).
-PACKAGE_HINTS = {"rq": ("rq",), "dramatiq": ("dramatiq", "periodiq"), "huey": ("huey",), "taskiq": ("taskiq",),
-                 "arq": ("arq",)}
-
-
 def _used(project: Project, framework) -> bool:
-    hints = PACKAGE_HINTS.get(framework.FRAMEWORK)
+    """A framework's tasks, apps and call sites all resolve through an import of one of its
+    packages (``framework.PACKAGE_HINTS``: a top-level package whose name holds one, such as
+    ``django_rq`` or ``taskiq_redis``). Where no parsed file imports one, collecting it would find
+    nothing, slowly. A framework without hints (Celery: its settings need no import) always is."""
+    hints = getattr(framework, "PACKAGE_HINTS", None)
     if hints is None:
         return True
     heads = getattr(project, "_import_heads", None)
