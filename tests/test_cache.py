@@ -150,14 +150,25 @@ def test_a_skipped_file_that_changes_is_read_again(tmp_path):
 
 
 def test_closure_answers_are_cached_per_file_version(tmp_path):
-    """A module that never mentions Celery but spells the app's name is parsed by the closure,
-    from the cache's answer on a warm run, and again when it changes."""
+    """A module that never mentions Celery but spells a project's task decorator wrapper is parsed
+    by the closure, from the cache's answer on a warm run; changed to spell none, it is not."""
     files = dict(PROJECT)
-    files["proj/jobs.py"] = "from proj.celery import app\n\n\ndef enqueue_later():\n    return app\n"
+    files["proj/decorators.py"] = ("import functools\n\nfrom celery import shared_task\n\n"
+                                   "background = functools.partial(shared_task, bind=True)\n")
+    files["proj/jobs.py"] = "from proj.decorators import background\n\n\n@background\ndef later(self):\n    return 1\n"
     write_project(tmp_path, files)
+    from qlint.lint import prefilter
+
+    assert not prefilter.is_seed((tmp_path / "proj/jobs.py").read_bytes())  # only the closure reaches it
     cold, cold_found = _run(tmp_path)
     jobs = str(tmp_path / "proj/jobs.py")
     warm, warm_found = _run(tmp_path)
-    assert (jobs in cold.sources) == (jobs in warm.sources)
+    assert jobs in cold.sources and jobs in warm.sources  # reached by the closure both times
+    assert warm.from_cache == len(warm.facts)
+    entry = FactCache(tmp_path)._index[warm._keys[jobs]]
+    assert True in entry["mentions"].values()  # the closure's answer for these bytes was kept
     assert warm_found == cold_found
     assert _run(tmp_path, use_cache=False)[1] == cold_found
+    (tmp_path / "proj/jobs.py").write_text("def later():\n    return 1\n", encoding="utf-8")
+    changed, _ = _run(tmp_path)
+    assert jobs not in changed.sources  # the new bytes spell no exported name: asked again, answered no
