@@ -133,15 +133,28 @@ def test_cached_verdict_holds_for_another_rule_selection(tmp_path):
     assert util not in again.sources
 
 
-def test_a_skipped_file_that_changes_is_read_again(tmp_path):
+def test_a_skipped_file_that_changes_is_read_again(tmp_path, monkeypatch):
     """Unchanged size and time: a skipped file is not even read; any change to either and it is,
     and the prefilter judges the new bytes (here: it now defines a task, same length or not)."""
+    import builtins
+
+    from qlint.lint import engine
+
     write_project(tmp_path, PROJECT)
     util = tmp_path / "proj/util.py"
     first, _ = _run(tmp_path)
     assert str(util) not in first.sources
+    opened: list[str] = []
+
+    def recording_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "open", recording_open, raising=False)
     second, _ = _run(tmp_path)
     assert str(util) not in second.sources and str(util) in second._keys
+    assert str(util) not in opened and str(tmp_path / "proj/tasks.py") in opened
+    monkeypatch.undo()
     util.write_text("from proj.celery import app\n\n@app.task\ndef helper():\n    return 1\n", encoding="utf-8")
     third, found = _run(tmp_path)
     assert str(util) in third.sources
