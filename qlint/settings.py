@@ -105,6 +105,14 @@ OPTIONS: tuple[Option, ...] = (
            "list[str]", 'exclude = [".venv", "build"]'),
     Option("extend-exclude", _str_list, [], "Patterns to skip in addition to `exclude`.", "list[str]",
            'extend-exclude = ["migrations/"]'),
+    Option("non-production", _str_list, None, "Gitignore-style patterns, relative to the project root, of files "
+           "that do not run in production: tests, examples, documentation, benchmarks, fixtures, manifests for "
+           "tests. They are read for context but never reported on, and nothing in them changes a finding "
+           "about production code (a test settings module's values count for nothing). Replaces the built-in "
+           "list below.", "list[str]",
+           'non-production = ["tests/", "examples/"]'),
+    Option("extend-non-production", _str_list, [], "Patterns of non-production files in addition to "
+           "`non-production`.", "list[str]", 'extend-non-production = ["sandbox/", "load_tests/"]'),
     Option("respect-gitignore", _bool, True, "Skip files that `.gitignore` files ignore.", "bool",
            "respect-gitignore = false"),
     Option("unsafe-fixes", _bool, False, "Apply unsafe fixes with `--fix` (as `--unsafe-fixes`).", "bool",
@@ -137,6 +145,8 @@ class Settings:
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     exclude: list[str] | None = None
     extend_exclude: list[str] = field(default_factory=list)
+    non_production: list[str] | None = None
+    extend_non_production: list[str] = field(default_factory=list)
     respect_gitignore: bool = True
     unsafe_fixes: bool = False
     output_format: str = "full"
@@ -152,6 +162,13 @@ class Settings:
     def effective_excludes(self) -> list[str]:
         base = list(DEFAULT_EXCLUDES) if self.exclude is None else list(self.exclude)
         return base + list(self.extend_exclude)
+
+    @property
+    def effective_non_production(self) -> list[str]:
+        from qlint.lint.production import DEFAULT_NON_PRODUCTION
+
+        base = list(DEFAULT_NON_PRODUCTION) if self.non_production is None else list(self.non_production)
+        return base + list(self.extend_non_production)
 
     def with_overrides(self, **changes: Any) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from qlint.commands.rule import markdown
 from qlint.lint.registry import Case, Rule, all_rules
+from qlint.lint.production import DEFAULT_NON_PRODUCTION
 from qlint.settings import CONFIG_FILENAMES, DEFAULT_EXCLUDES, OPTIONS, Option
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -207,6 +208,13 @@ def configuration_page() -> str:
             "to a path named on the command line unless `--force-exclude` is given (qlint's "
             "pre-commit hooks pass it).", "",
             ", ".join(f"`{name}`" for name in DEFAULT_EXCLUDES) + ".", ""]
+    out += ["## Default non-production list", "",
+            "Used when `non-production` is not set (`extend-non-production` adds to it either way). "
+            "Gitignore globs matched on each file's path relative to the project root (the folder of the "
+            "configuration file, else the current folder): a pattern ending in `/` is a folder at any "
+            "depth. Files that match are read for context and never reported on, also when named on the "
+            "command line; `qlint check -v` says how many there were.", "",
+            ", ".join(f"`{name}`" for name in DEFAULT_NON_PRODUCTION) + ".", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

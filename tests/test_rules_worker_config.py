@@ -164,19 +164,6 @@ def test_pools_that_recycle(pool, recycles):
     assert cb.recycles(pool) is recycles
 
 
-def test_in_tests_by_module_and_folder(tmp_path):
-    write_project(tmp_path, {"tests/settings.py": "X = 1\n", "proj/__init__.py": "", "proj/settings_test.py": "",
-                             "proj/contest.py": "", "proj/attestation.py": "",
-                             "proj/testimonials.py": ""})
-    linter = make_linter(tmp_path, [], use_prefilter=False)
-    by_name = {f.module: f for f in linter.model().files}
-    assert cb.in_tests(by_name["settings"], tmp_path)  # tests/ has no __init__.py: the folder says it
-    assert cb.in_tests(by_name["proj.settings_test"], tmp_path)
-    assert not cb.in_tests(by_name["proj.contest"], tmp_path)
-    assert not cb.in_tests(by_name["proj.attestation"], tmp_path)
-    assert not cb.in_tests(by_name["proj.testimonials"], tmp_path)
-
-
 # -- QLT401 ----------------------------------------------------------------------------
 
 def test_qlt401_unknown_pool_and_incomplete_config_are_silent(tmp_path):

@@ -95,10 +95,12 @@ def run_check(args: argparse.Namespace) -> int:
                 linter.load([], context=context)
                 linter.add_source(stdin_src)
         checked = {str(path)}
+        python_count = 0 if path.suffix in (".yaml", ".yml") or path.name.startswith("Procfile") else 1
     else:
         found = discover([Path(os.path.abspath(p)) for p in paths], settings, force_exclude=args.force_exclude)
         errors.extend(FileError(p, msg) for p, msg in found.errors)
         checked = {str(p) for p in found.python}
+        python_count = len(found.python)
         context = []
         if any(Path(p).is_file() for p in paths):
             # Named files (pre-commit passes the changed ones): the rest of the project is
@@ -140,6 +142,13 @@ def run_check(args: argparse.Namespace) -> int:
     errors.extend(e for e in linter.errors if str(e.path) in checked)
     remaining = [d for d in remaining if str(d.path) in checked]
 
+    # Test, example and docs files are context only (qlint.lint.production): say so when every
+    # file asked about is one, rather than let "All checks passed!" suggest they were judged.
+    context_only = sum(1 for key in checked if not linter.production.is_production(key))
+    if checked and context_only == len(checked) and not args.quiet:
+        print(f"qlint: warning: {'the file' if len(checked) == 1 else f'all {len(checked)} files'} to check "
+              f"{'is' if len(checked) == 1 else 'are'} non-production (tests, examples, docs ...: the "
+              "`non-production` setting): read for context only, nothing reported", file=sys.stderr)
     summary = Summary(fixed=fixed if not args.diff else 0, unsafe_fixes_enabled=unsafe, fix_mode=args.fix)
     out = sys.stderr if (STDIN in paths and args.fix and not args.diff) else None
     stream_is_tty = (out or sys.stdout).isatty() and args.output_file is None
@@ -163,10 +172,10 @@ def run_check(args: argparse.Namespace) -> int:
     if args.verbose:
         for path, why in linter.skipped:
             print(f"qlint: skipped {_display(path, cwd)}: {why}", file=sys.stderr)
-        python = len(checked) - len(linter.manifests) - len(linter.skipped)
-        print(f"qlint: {python} Python files checked, {len(linter.facts)} parsed "
+        print(f"qlint: {python_count} Python files checked, {len(linter.facts)} parsed "
               f"({linter.from_cache} from the cache), {len(linter.manifests)} manifests read, "
-              f"{len(linter.skipped)} skipped, {time.perf_counter() - started:.2f} s", file=sys.stderr)
+              f"{len(linter.skipped)} skipped, {context_only} non-production (context only), "
+              f"{time.perf_counter() - started:.2f} s", file=sys.stderr)
 
     if errors or linter.rule_failures:
         return 2

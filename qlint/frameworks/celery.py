@@ -479,7 +479,8 @@ def _django_settings_modules(project: Project) -> list[FileFacts]:
     if not found:
         found = [project.module(m) for m in sorted(project.module_names())
                  if m.split(".")[-1] == "settings" or ".settings." in f".{m}."]
-        found = [f for f in found if f is not None]
+        # A test project's settings (``tests/settings.py``) are not the app's.
+        found = [f for f in found if f is not None and project.is_production(f.path)]
     seen: dict[str, FileFacts] = {}
     stack = list(found)
     while stack:  # ``from .base import *`` chains of split settings

@@ -285,10 +285,7 @@ def worker_flag(worker, name: str) -> str | None:
     return flag.value or ""
 
 
-# -- configuration meant for tests --------------------------------------------------------
-
-_TEST_PART = re.compile(r"(^|_)(tests?|testing|conftest|pytest)(_|$)|^test(app|project|settings|utils|s?_)")
-
+# -- where a module sits ------------------------------------------------------------------
 
 def module_parts(facts: FileFacts, root: Path | None = None) -> list[str]:
     """The lower-cased parts of a module's dotted name and of the folders above its file
@@ -301,11 +298,6 @@ def module_parts(facts: FileFacts, root: Path | None = None) -> list[str]:
         except ValueError:
             folders = Path(facts.path).parts[-4:-1]
     return parts + [p.lower() for p in folders]
-
-
-def in_tests(facts: FileFacts, root: Path | None = None) -> bool:
-    """A test module, or one under a tests folder: its configuration is not production's."""
-    return any(_TEST_PART.search(p) for p in module_parts(facts, root))
 
 
 # -- where to write a setting ------------------------------------------------------------

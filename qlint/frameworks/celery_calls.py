@@ -58,12 +58,6 @@ BATCH_REMEDY = {
 }
 
 
-def is_test_code(facts: FileFacts, root: Path | None = None) -> bool:
-    """A test module or one under a tests folder: enqueues there run eagerly or against mocks,
-    and its settings are not production's."""
-    return celery_brokers.in_tests(facts, root)
-
-
 def sends_message(site: Site) -> bool:
     """The call publishes a message when it runs (not a signature, not a deferred form)."""
     return site.kind == "enqueue" and site.call is not None and site.call.method in SEND_NOW
@@ -433,8 +427,6 @@ class ResultReads:
 def result_reads(project: Project, root: Path | None = None) -> ResultReads:
     reads = ResultReads()
     for facts in project.parsed_files():
-        if celery_brokers.in_tests(facts, root):
-            continue  # a test reading a result (often a mock) is no reader in production
         for call in all_calls(facts):
             if call.method == "AsyncResult" or call.dotted.rpartition(".")[2] in ("AsyncResult", "GroupResult"):
                 reads.by_id = reads.by_id or (facts, call)

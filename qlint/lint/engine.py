@@ -24,6 +24,7 @@ from qlint.lint.extract import module_name
 from qlint.lint.facts import FileFacts
 from qlint.lint.model import Project
 from qlint.lint.noqa import Suppressions
+from qlint.lint.production import GLOB_STYLE, classifier
 from qlint.lint.registry import Rule, all_rules, code_matches
 from qlint.lint.source import SourceFile, UndecodableSource
 from qlint.manifests import collect as manifests, yamldoc
@@ -40,7 +41,7 @@ def _used(project: Project, framework) -> bool:
         return True
     heads = getattr(project, "_import_heads", None)
     if heads is None or heads[0] != len(project.files):  # computed once per set of files
-        names = {target.partition(".")[0] for facts in project.parsed_files()
+        names = {target.partition(".")[0] for facts in project.all_parsed_files()
                  for target in (*facts.imports.values(), *facts.star_imports)}
         heads = project._import_heads = (len(project.files), names)
     return any(hint in head for head in heads[1] for hint in hints)
@@ -61,16 +62,6 @@ def _rule_failure(rule: type[Rule], exc: Exception) -> str:
             "its findings are missing, every other rule's are reported; please report it")
 
 
-def _glob_style() -> str:
-    """pathspec 1.x names gitignore globs "gitignore" and deprecates "gitwildmatch"."""
-    try:
-        pathspec.PathSpec.from_lines("gitignore", [])
-    except (KeyError, LookupError):  # pathspec < 1.0
-        return "gitwildmatch"
-    return "gitignore"
-
-
-_GLOB_STYLE = _glob_style()
 
 
 def _readable(raw: bytes, grammar: bool) -> bool:
@@ -102,6 +93,7 @@ class Linter:
         self.workers = parallel.worker_count()
         self.rules = rules
         self.use_prefilter = use_prefilter
+        self.production = classifier(settings)
         self.sources: dict[str, SourceFile] = {}
         self.facts: dict[str, FileFacts] = {}
         self.modules: dict[str, tuple[Path, bool]] = {}  # module name -> (path, is_package), unparsed ones
@@ -109,7 +101,7 @@ class Linter:
         self.checked = 0
         self.from_cache = 0
         self.rule_failures: list[str] = []  # internal errors of rules, reported and exit 2
-        self._per_file = [(pathspec.PathSpec.from_lines(_GLOB_STYLE, [glob]), codes)
+        self._per_file = [(pathspec.PathSpec.from_lines(GLOB_STYLE, [glob]), codes)
                           for glob, codes in settings.per_file_ignores.items()]
         # Rules judged after suppression (QLT001).
         self._selected_seeds = {r.code for r in rules if getattr(r, "prefilter_seed", None) is not None}
@@ -132,6 +124,10 @@ class Linter:
         for path in paths:
             self.checked += 1
             name, is_pkg = module_name(path)
+            if not self.production.is_production(path) and str(path) not in self.named:
+                # Test and example code is context: parsed only if production code refers to it.
+                self.modules.setdefault(name, (path, is_pkg))
+                continue
             if self._skipped_unread(path, name, is_pkg):
                 self.modules.setdefault(name, (path, is_pkg))
                 continue
@@ -157,6 +153,8 @@ class Linter:
         """Kubernetes / docker-compose YAML and Procfiles: read, never executed."""
         for path in paths:
             self.checked += 1
+            if not self.production.is_production(path) and str(path) not in self.named:
+                continue  # a compose file for tests, a fixture: no production worker is started there
             try:
                 raw = path.read_bytes()
             except OSError as exc:
@@ -343,6 +341,8 @@ class Linter:
             question = hashlib.blake2b("\0".join(sorted(names)).encode(), digest_size=8).hexdigest()
             batch = []
             for name, (path, is_pkg) in list(self.modules.items()):
+                if not self.production.is_production(path):
+                    continue  # never scanned for task machinery: parsed only when named
                 key = self._keys.get(str(path))
                 if key is not None and self.cache is not None and \
                         self.cache.mentions(key, question) is False:
@@ -361,7 +361,8 @@ class Linter:
             self._parse_many(batch)
 
     def _project(self) -> Project:
-        return Project(list(self.facts.values()), loader=self._load_module, module_names=list(self.modules))
+        return Project(list(self.facts.values()), loader=self._load_module, module_names=list(self.modules),
+                       production=self.production.is_production)
 
     def model(self) -> Project:
         """The project model with every framework's apps and tasks collected (``qlint tasks``)."""
@@ -376,7 +377,9 @@ class Linter:
         for framework in FRAMEWORKS:
             if _used(project, framework):
                 framework.collect(project)
-        workloads, workers = manifests.join(list(self.manifests.values()), {fw.FRAMEWORK: fw.CLI for fw in FRAMEWORKS})
+        # A compose file for tests starts no production worker: it neither counts nor is judged.
+        production = [m for key, m in self.manifests.items() if self.production.is_production(key)]
+        workloads, workers = manifests.join(production, {fw.FRAMEWORK: fw.CLI for fw in FRAMEWORKS})
         # Shell scripts tell how workers are started (their flags), but are no deployment to judge.
         project.workloads = [w for w in workloads if w.kind != "script"]
         project.workers = [w for w in workers if w.workload.kind != "script"]
@@ -405,7 +408,8 @@ class Linter:
         kept = self._suppress(ctx.diagnostics)
         if self._late and self.suppressions is not None:  # not when noqa is off (flake8 --disable-noqa)
             for rule_cls in self._late:  # QLT001: the noqa comments, judged by what they suppressed
-                kept.extend(rule_cls().check_suppressions(self, self.suppressions))
+                kept.extend(d for d in rule_cls().check_suppressions(self, self.suppressions)
+                            if self.production.is_production(str(d.path)))
             kept.sort(key=lambda d: d.sort_key)
         return kept
 
@@ -414,7 +418,7 @@ class Linter:
         suppressions: dict[str, Suppressions] = {}
         for d in diagnostics:
             key = str(d.path)
-            if self._ignored_by_config(d):
+            if self._ignored_by_config(d) or not self.production.is_production(key):
                 continue
             src = self.sources.get(key)
             if src is not None:

@@ -235,8 +235,12 @@ class Project:
     """All files' facts, indexed by module, with cross-module resolution."""
 
     def __init__(self, files: list[FileFacts], loader: Callable[[str], FileFacts | None] | None = None,
-                 module_names: Iterable[str] = ()) -> None:
+                 module_names: Iterable[str] = (), production: Callable[[str], bool] | None = None) -> None:
         self.files = list(files)
+        # Whether a file runs in production (qlint.lint.production): the others are resolved by
+        # name when production code refers to them, but never scanned for apps, settings, tasks
+        # or call sites, so nothing in a test or example module changes a finding.
+        self.is_production: Callable[[str], bool] = production or (lambda path: True)
         self.by_module: dict[str, FileFacts] = {}
         for f in self.files:
             if f.error is None:
@@ -355,7 +359,12 @@ class Project:
         return qualified
 
     def parsed_files(self) -> Iterator[FileFacts]:
-        """Files parsed so far (a loop over this may parse more: iterate a copy)."""
+        """Production files parsed so far (a loop over this may parse more: iterate a copy)."""
+        production = self.is_production
+        return iter([f for f in self.files if f.error is None and production(f.path)])
+
+    def all_parsed_files(self) -> Iterator[FileFacts]:
+        """Every file parsed so far, non-production ones included."""
         return iter([f for f in self.files if f.error is None])
 
     # -- folding ---------------------------------------------------------------------

@@ -4,12 +4,11 @@ import ast
 import re
 import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.extract import dotted_name as _dotted
-from qlint.lint.facts import FileFacts, FunctionFact, HandlerFact, Span
+from qlint.lint.facts import FunctionFact, HandlerFact, Span
 from qlint.lint.model import Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.lint.source import SourceFile
@@ -22,15 +21,6 @@ HOOK_PREFIXES = ("on_", "after_", "before_", "__")
 REQUEUE_METHODS = frozenset({"retry", "apply_async", "delay", "send", "send_with_options", "kiq", "schedule",
                              "enqueue", "enqueue_in", "enqueue_at", "enqueue_job", "signature", "s", "si"})
 
-
-
-def _is_test_module(facts: FileFacts) -> bool:
-    """Tasks defined by tests (mocks, fixtures) are not the project's production tasks. Judged
-    on the module's package path, whatever folder qlint runs from."""
-    parts = (*facts.module.split(".")[:-1], Path(facts.path).name)
-    name = parts[-1] if parts else ""
-    return name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py") or any(
-        p in ("tests", "test", "testing") for p in parts[:-1])
 
 
 # -- the clause and the code after the ``try``, read from the source --------------------------
@@ -253,8 +243,7 @@ class TaskFailureSwallowed(Rule):
     - a step allowed to fail, after which the task goes on with more work;
     - a `try` nested in a loop or another block, where catching one item's error may be
       intended;
-    - hook methods (`on_failure`, `after_return`, ...), which are not the task's body, and
-      tasks defined in test modules (`tests/`, `test_*.py`, `conftest.py`).
+    - hook methods (`on_failure`, `after_return`, ...), which are not the task's body.
 
     ## Fix safety
     There is no fix: whether the task should fail, retry or deliberately carry on is a
@@ -512,8 +501,6 @@ def delete_documents(ids):
     def check(self, ctx: RuleContext) -> None:
         project = ctx.project
         for task in project.tasks:
-            if _is_test_module(task.file):
-                continue
             for fn in task_functions(project, task):
                 if task.cls is not None and fn.name.startswith(HOOK_PREFIXES):
                     continue

@@ -324,7 +324,7 @@ def resize(image_id):
     def check(self, ctx: RuleContext) -> None:
         project = ctx.project
         for app in project.apps:
-            if not app.config_complete or not cb.has_tasks(project, app) or cb.in_tests(app.file, ctx.settings.root):
+            if not app.config_complete or not cb.has_tasks(project, app):
                 continue
             pool = cb.pool(app)
             if cb.recycles(pool.value) is not True:

@@ -258,17 +258,12 @@ app.register_task(Rebuild())
 
     def check(self, ctx: RuleContext) -> None:
         project = ctx.project
-        root = ctx.settings.root
         for app in project.apps:
-            if cb.in_tests(app.file, root):
-                continue  # a test project's app
             multiplier = cb.prefetch(app)
             value = multiplier.value
             if not isinstance(value, int) or isinstance(value, bool) or value == 1 or value < 0:
                 continue
             written = multiplier.keyword is not None and multiplier.file is not None
-            if written and cb.in_tests(multiplier.file, root):
-                continue
             if not written and not app.config_complete:
                 continue
             workers = cb.workers_running(project, app)

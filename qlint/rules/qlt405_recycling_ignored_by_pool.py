@@ -153,7 +153,7 @@ CELERYD_MAX_TASKS_PER_CHILD = 100
             if workers and all(cb.recycles(cb.worker_flag(w, cb.POOL_FLAG)) for w in workers):
                 continue  # every worker picks a prefork pool on its command line
             for key, setting in cb.recycling_settings(app):
-                if setting.keyword is None or setting.file is None or cb.in_tests(setting.file, ctx.settings.root):
+                if setting.keyword is None or setting.file is None:
                     continue
                 ctx.report(setting.file, setting.keyword.span,
                            f"`{key}` ({where(setting)}) is ignored: the `{pool.value}` pool ({where(pool)}) runs "

@@ -18,8 +18,9 @@ _CONDITIONAL = re.compile(rb"^(if\b|elif\b|else\b|def\b|async\s+def\b|class\b|fo
 _SWITCH_NAME = re.compile(r"debug|test|dev|local|eager", re.IGNORECASE)
 
 
-def _excluded_module(facts: FileFacts, root: Path) -> bool:
-    return cb.in_tests(facts, root) or any(_DEV_PART.search(p) for p in cb.module_parts(facts, root))
+def _dev_module(facts: FileFacts, root: Path) -> bool:
+    """Settings for a developer's machine or CI (tests are non-production for every rule)."""
+    return any(_DEV_PART.search(p) for p in cb.module_parts(facts, root))
 
 
 def _settings_module(facts: FileFacts) -> bool:
@@ -248,7 +249,7 @@ app = Celery("proj", task_always_eager=os.environ.get("EAGER", True))
                     folded = project.fold(kw.value)
                     candidates.append((facts, kw, folded.value, folded.env or ""))
         for facts, kw, value, env in candidates:
-            if value is not True or _excluded_module(facts, ctx.settings.root):
+            if value is not True or _dev_module(facts, ctx.settings.root):
                 continue
             if kw.value.kind == "name" and _SWITCH_NAME.search(kw.value.dotted.rpartition(".")[2]):
                 continue

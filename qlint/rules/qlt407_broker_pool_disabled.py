@@ -129,7 +129,7 @@ BROKER_POOL_LIMIT = None
         for app in ctx.project.apps:
             setting = cb.pool_limit(app)
             value = setting.value
-            if setting.keyword is None or setting.file is None or cb.in_tests(setting.file, ctx.settings.root):
+            if setting.keyword is None or setting.file is None:
                 continue
             if value is None or isinstance(value, int) and not isinstance(value, bool) and value == 0:
                 shown = "None" if value is None else "0"

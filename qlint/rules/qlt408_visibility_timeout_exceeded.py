@@ -232,8 +232,6 @@ def poll(self, job_id):
 
     def check(self, ctx: RuleContext) -> None:
         for judged in cb.exceeding(ctx.project, cb.visibility_timeout, ctx.text):
-            if cb.in_tests(judged.hold.file, ctx.settings.root):
-                continue
             hold, window, brk = judged.hold, judged.window, judged.broker
             limit = f"the {brk.title} visibility timeout of {number_text(window.seconds)} s ({window.source})"
             if hold.kind == "running":

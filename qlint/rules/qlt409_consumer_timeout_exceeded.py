@@ -195,8 +195,6 @@ def later(job_id):
 
     def check(self, ctx: RuleContext) -> None:
         for judged in cb.exceeding(ctx.project, _explicit_window, ctx.text):
-            if cb.in_tests(judged.hold.file, ctx.settings.root):
-                continue
             hold, window = judged.hold, judged.window
             limit = f"RabbitMQ's {window.option} of {number_text(window.seconds)} s ({window.source})"
             if hold.kind == "running":

@@ -5,7 +5,6 @@ from qlint.frameworks.celery_calls import (
     canvas_sends,
     in_lambda,
     is_bare_statement,
-    is_test_code,
     sends_message,
 )
 from qlint.frameworks.django import atomic_block, deferred_by_on_commit, enclosing_function, transaction_names
@@ -23,8 +22,6 @@ class EnqueueInTransaction(Rule):
     `.apply_async()`, `send_task()` (or a canvas's `.delay()`), an RQ `enqueue(...)` or a
     Dramatiq `send_with_options(...)` inside `with transaction.atomic():` or in a function
     decorated with `@transaction.atomic`.
-
-    Test modules (`tests/`, `test_*.py`, test settings) are not checked.
 
     ## Why is this bad?
     The message reaches the broker at once, but the rows the transaction writes become
@@ -366,8 +363,6 @@ def place_order(cart):
         project = ctx.project
         by_file: dict[str, list[Site]] = {}
         for site in project.sites:
-            if is_test_code(site.file, ctx.settings.root):
-                continue
             by_file.setdefault(site.file.path, []).append(site)
             if not sends_message(site):
                 continue

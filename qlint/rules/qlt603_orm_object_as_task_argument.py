@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from qlint.frameworks.celery_calls import is_test_code, serializer_of, task_arguments, task_serializer
+from qlint.frameworks.celery_calls import serializer_of, task_arguments, task_serializer
 from qlint.frameworks.django import enclosing_function, model_annotation, model_instance
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
@@ -31,8 +31,6 @@ class OrmObjectAsTaskArgument(Rule):
     methods), `get_object_or_404(...)`, `request.user`, an SQLAlchemy `session.get(Model,
     id)` or `session.query(Model)....first()`; and task parameters annotated with a model
     class.
-
-    Test modules (`tests/`, `test_*.py`, test settings) are not checked.
 
     ## Why is this bad?
     A task's arguments are serialized into the message. With JSON (Celery's and Dramatiq's
@@ -358,7 +356,7 @@ def checkout(pk):
         project = ctx.project
         for site in project.sites:
             values = task_arguments(site)
-            if not values or is_test_code(site.file, ctx.settings.root):
+            if not values:
                 continue
             fn = enclosing_function(site)
             for value in values:
@@ -374,8 +372,6 @@ def checkout(pk):
                            f"{text} is a model instance passed to a task: {_consequence(serializer_of(site))}; "
                            "pass its primary key and fetch the row in the task", statement=site.call.statement)
         for task in project.tasks:
-            if is_test_code(task.file, ctx.settings.root):
-                continue
             src = ctx.source(task.file)
             for fn in task_functions(project, task):
                 if task.cls is not None and fn.name != "run":

@@ -6,7 +6,6 @@ from qlint.frameworks.celery_calls import (
     batch_remedy,
     group_name,
     in_lambda,
-    is_test_code,
     sends_message,
     supports_group_rewrite,
 )
@@ -127,8 +126,6 @@ class EnqueueInLoop(Rule):
     Checks for tasks enqueued one by one in a loop: a `.delay()` / `.apply_async()` /
     `send_task()` or an RQ `enqueue(...)` in a `for` loop or a comprehension whose
     arguments use the loop variable.
-
-    Test modules (`tests/`, `test_*.py`, test settings) are not checked.
 
     ## Why is this bad?
     Every call is a separate publish: Celery takes a producer from its pool, serializes,
@@ -314,8 +311,7 @@ def notify_all(pairs):
     def check(self, ctx: RuleContext) -> None:
         for site in ctx.project.sites:
             remedy = batch_remedy(site)
-            if not sends_message(site) or not site.call.loop_vars or remedy is None or is_test_code(
-                    site.file, ctx.settings.root):
+            if not sends_message(site) or not site.call.loop_vars or remedy is None:
                 continue
             call = site.call
             used = _loop_names(call)

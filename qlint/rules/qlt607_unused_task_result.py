@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import ast
 
-from qlint.frameworks.celery_calls import is_test_code, result_backend, result_reads, tracks_state
+from qlint.frameworks.celery_calls import result_backend, result_reads, tracks_state
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.facts import FunctionFact
@@ -66,8 +66,6 @@ class UnusedTaskResult(Rule):
     backend, the task does not set `ignore_result`, it returns nothing, and nothing in the
     project reads its result (no `AsyncResult(...)` anywhere, no enqueue whose value is kept,
     no signature of it in a canvas).
-
-    Test modules (`tests/`, `test_*.py`, test settings) are not checked.
 
     ## Why is this bad?
     With a result backend configured, Celery stores every task's state and return value
@@ -300,8 +298,7 @@ class Notify(Task):
         reads = None
         trees: dict[str, ast.Module | None] = {}
         for task in project.tasks:
-            if task.profile is None or not task.options_complete or "ignore_result" in task.options or \
-                    is_test_code(task.file, ctx.settings.root):
+            if task.profile is None or not task.options_complete or "ignore_result" in task.options:
                 continue
             backend = result_backend(task)
             if backend is None or tracks_state(task):

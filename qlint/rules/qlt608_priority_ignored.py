@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from qlint.frameworks.celery_calls import (
     broker_kind,
-    is_test_code,
     dramatiq_max_priorities,
     invalid_dramatiq_max_priority,
     priority_declarations,
@@ -21,8 +20,6 @@ class PriorityIgnored(Rule):
     on a task or an `apply_async` call, `task_default_priority`) with a RabbitMQ broker and
     no queue declared with `x-max-priority`; a priority above the maximum the queues
     declare; a Dramatiq `RabbitmqBroker(max_priority=...)` outside 1-255.
-
-    Test modules (`tests/`, `test_*.py`, test settings) are not checked.
 
     ## Why is this bad?
     RabbitMQ orders messages by priority only in queues declared with the `x-max-priority`
@@ -193,8 +190,8 @@ DRAMATIQ_BROKER = {
     def check(self, ctx: RuleContext) -> None:
         project = ctx.project
         for use in priority_uses(project):
-            if use.value == 0 and not isinstance(use.value, bool) or is_test_code(use.file, ctx.settings.root):
-                continue  # the priority every message has anyway; test settings
+            if use.value == 0 and not isinstance(use.value, bool):
+                continue  # the priority every message has anyway
             kinds = [broker_kind(app) for app in use.apps]
             known = [k for k in kinds if k is not None]
             if not known or len(known) != len(kinds) or any(kind != "RabbitMQ" for kind, _ in known):
@@ -220,5 +217,5 @@ DRAMATIQ_BROKER = {
                            f"overtake messages at priority {highest}")
         for facts, keyword, value in dramatiq_max_priorities(project):
             reason = invalid_dramatiq_max_priority(value)
-            if reason is not None and not is_test_code(facts, ctx.settings.root):
+            if reason is not None:
                 ctx.report(facts, keyword.span, f"`max_priority={value!r}`: {reason}")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from qlint.frameworks.celery_calls import BeatEntry, beat_entries, is_test_code, schedule_seconds, task_expires
+from qlint.frameworks.celery_calls import BeatEntry, beat_entries, schedule_seconds, task_expires
 from qlint.fixers.calls import add_keywords, string_like
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit, Fix, Severity
@@ -49,8 +49,6 @@ class PeriodicTaskWithoutExpiry(Rule):
     Checks for Celery beat schedule entries (`beat_schedule` / Django's
     `CELERY_BEAT_SCHEDULE`, `app.add_periodic_task(...)`) with no `expires` in their
     options, for tasks that set no `expires` of their own.
-
-    Test modules (`tests/`, `test_*.py`, test settings) are not checked.
 
     ## Why is this bad?
     Beat sends the task on schedule whether or not any worker is consuming. During an
@@ -262,8 +260,7 @@ def setup(sender, **kwargs):
         project = ctx.project
         for entry in beat_entries(project):
             task = entry.task
-            if entry.expires or not entry.readable or task is None or not task.options_complete or is_test_code(
-                    entry.file, ctx.settings.root):
+            if entry.expires or not entry.readable or task is None or not task.options_complete:
                 continue
             if task_expires(task) is not None:
                 continue
