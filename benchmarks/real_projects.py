@@ -24,13 +24,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(r"qlint: (\d+) Python files? checked, (\d+) parsed .*?(\d+) manifests read, (\d+) skipped")
 
 
+# Opt-in rules are enabled only by their exact codes (a prefix such as ALL does not).
+OPT_IN = ",".join(sorted(r.code for r in __import__("qlint.lint.registry", fromlist=["all_rules"]).all_rules()
+                         if r.opt_in))
+
+
 def qlint_command() -> list[str]:
     return [sys.executable, "-m", "qlint"]
 
 
 def run(project: Path) -> dict:
     start = time.perf_counter()
-    proc = subprocess.run([*qlint_command(), "check", ".", "--no-cache", "--select", "ALL", "--output-format",
+    proc = subprocess.run([*qlint_command(), "check", ".", "--no-cache", "--select", "ALL", "--extend-select", OPT_IN, "--output-format",
                            "json", "--verbose"], cwd=project, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     findings = json.loads(proc.stdout or "[]")

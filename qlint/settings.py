@@ -92,7 +92,7 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("select", _code_list, None, "Rule codes or prefixes to enable. Default: every rule that is not opt-in. "
-           "Naming an opt-in rule (or a prefix that covers it) enables it.", "list[str]", 'select = ["QLT1", "QLT501"]'),
+           "An opt-in rule is enabled only by its exact code (a prefix such as `QLT6` or `ALL` does not turn it on).", "list[str]", 'select = ["QLT1", "QLT501"]'),
     Option("extend-select", _code_list, [], "Codes or prefixes to enable in addition to `select`.", "list[str]",
            'extend-select = ["QLT607"]'),
     Option("ignore", _code_list, [], "Codes or prefixes to disable. A more specific selector wins over a "

@@ -96,3 +96,28 @@ def test_rule_examples_exist(rule):
         assert any(case.fixed is not None for case in rule.INVALID), "a fix without a fix example"
     else:
         assert all(case.fixed is None for case in rule.INVALID)
+
+
+def test_opt_in_rules_need_their_exact_code():
+    """As ruff's preview rules: a prefix (`QLT`, `QLT6`, `ALL`) never enables an opt-in rule."""
+    from qlint.lint.registry import select_rules
+
+    opt_in = {r.code for r in all_rules() if r.opt_in}
+    assert opt_in >= {"QLT604", "QLT705"}
+    for selector in (["QLT"], ["QLT6"], ["ALL"], ["QLT60"]):
+        chosen = {r.code for r in select_rules(selector, (), ())}
+        assert not chosen & opt_in, selector
+        assert chosen, selector  # the prefix still enables the rules that are on by default
+    assert "QLT604" in {r.code for r in select_rules(["QLT1"], ["QLT604"], ())}
+    assert "QLT604" in {r.code for r in select_rules(["QLT604", "QLT1"], (), ())}
+    assert "QLT604" not in {r.code for r in select_rules(None, ["QLT6"], ())}
+    assert "QLT604" in {r.code for r in select_rules(["QLT604"], (), ["QLT6"])}  # the more specific selector wins
+    assert "QLT604" not in {r.code for r in select_rules(["QLT604"], (), ["QLT604"])}  # a tie goes to ignore
+
+
+def test_rule_page_says_how_to_enable_an_opt_in_rule():
+    from qlint.commands.rule import markdown
+    from qlint.lint.registry import get_rule
+
+    assert "Default: opt-in (enabled only by its exact code: `--extend-select QLT604`)" in markdown(get_rule("QLT604"))
+    assert "Default: on." in markdown(get_rule("QLT101"))

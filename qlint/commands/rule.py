@@ -18,8 +18,8 @@ FIX_SENTENCES = {
 def markdown(rule: type[Rule]) -> str:
     lines = [f"# {rule.name} ({rule.code})", ""]
     frameworks = ", ".join(rule.frameworks)
-    lines.append(f"Frameworks: {frameworks}. Default: {'opt-in' if rule.opt_in else 'on'}. "
-                 f"Severity: {rule.severity.value}.")
+    default = f"opt-in (enabled only by its exact code: `--extend-select {rule.code}`)" if rule.opt_in else "on"
+    lines.append(f"Frameworks: {frameworks}. Default: {default}. Severity: {rule.severity.value}.")
     lines.append("")
     if FIX_SENTENCES[rule.fix_availability]:
         lines += [FIX_SENTENCES[rule.fix_availability], ""]

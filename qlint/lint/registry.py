@@ -164,14 +164,16 @@ def select_rules(select: Iterable[str] | None, extend_select: Iterable[str] = ()
                  ignore: Iterable[str] = ()) -> list[type[Rule]]:
     """ruff's resolution: the most specific matching selector decides; ties go to ignore.
 
-    With no ``select``, the base set is every rule that is not opt-in; a selector that
-    names rules explicitly (in ``select`` or ``extend-select``) enables opt-in ones too.
+    With no ``select``, the base set is every rule that is not opt-in. An opt-in rule is
+    enabled only by its exact code (in ``select`` or ``extend-select``): a prefix (``QLT``,
+    ``QLT6``, ``ALL``) does not turn it on, as ruff treats preview rules.
     """
     chosen: list[type[Rule]] = []
     positive = [s.upper() for s in (select or [])] + [s.upper() for s in extend_select]
     negative = [s.upper() for s in ignore]
     for rule in all_rules():
-        best_pos = max((len(s) for s in positive if _matches(s, rule.code)), default=-1)
+        best_pos = max((len(s) for s in positive if _matches(s, rule.code) and (
+            not rule.opt_in or s == rule.code)), default=-1)
         if select is None and not rule.opt_in:
             best_pos = max(best_pos, 0)
         best_neg = max((len(s) for s in negative if _matches(s, rule.code)), default=-2)
