@@ -1,13 +1,13 @@
 """flake8 plugin: qlint's Python rules as ``QLT`` codes (entry point ``flake8.extension``).
 
 flake8 instantiates :class:`QlintChecker` once per file, in each worker process of its
-``--jobs`` pool. Cross-file rules (a time limit set in the app's config module) need the
-rest of the project, so each process keeps one :class:`_ProjectState` per (settings root,
-configuration file), built by the first file checked there: it discovers the project's
-Python files as in ``qlint check <file>`` and registers them as lazily parsed context.
-Every file flake8 hands over is then put into that model with the text flake8 read
-(``lines``, so stdin and editors' unsaved buffers work), the rules run, and only that
-file's findings are yielded.
+``--jobs`` pool. Cross-file rules (a time limit set in the app's config module, one finding
+on an app for all its tasks) need the whole project, so each process keeps one
+:class:`_ProjectState` per (settings root, configuration file), built by the first file
+checked there: it reads the project as ``qlint check`` does (through the cache) and runs the
+rules once; each file then gets its own findings. A file whose text differs from the one on
+disk (``lines``: stdin, an editor's unsaved buffer) replaces it in the model, which is linted
+again, so the answer is the same as ``qlint check`` gives for that text.
 
 Suppression: flake8 applies its own ``# noqa`` to what the plugin yields (prefix match,
 the finding's logical line). The plugin also applies qlint's, so a file gets the same
@@ -74,7 +74,10 @@ def _linter_class():
 
 
 class _ProjectState:
-    """One project's model in this process: context registered once, parsed lazily once."""
+    """One project's model in this process: the whole project read once (through the cache),
+    linted once; each file flake8 hands over gets its share of those findings. A file whose
+    text differs from what was read (stdin, an editor's unsaved buffer) replaces it in the
+    model, which is then linted again."""
 
     def __init__(self, settings: "Settings") -> None:
         from qlint.lint.cache import FactCache
@@ -89,34 +92,58 @@ class _ProjectState:
         if multiprocessing.current_process().daemon:
             # A flake8 --jobs worker: it may not start processes of its own (qlint's parse pool).
             self.linter.workers = 1
-        context = discover([Path(settings.root)], settings).python
+        found = discover([Path(settings.root)], settings)
         # flake8's name for a file ("./proj/tasks.py", a symlink) -> the discovered path, so
-        # a checked file replaces its context entry instead of joining the model twice.
-        self._by_real = {os.path.realpath(p): p for p in context}
-        self.linter.load([], context=context)
+        # a checked file replaces its entry instead of joining the model twice.
+        self._by_real = {os.path.realpath(p): p for p in found.python}
+        self.linter.load(found.python)
+        self.linter.load_manifests([*found.yaml, *found.procfiles, *found.scripts])
+        self._findings: dict[bool, dict[str, list["Diagnostic"]]] = {}  # apply_noqa -> path -> findings
 
     def path_for(self, filename: str) -> Path:
         absolute = os.path.abspath(filename)
         return self._by_real.get(os.path.realpath(absolute), Path(absolute))
 
+    def _read_as(self, key: str, text: str) -> bool:
+        """Whether the model already holds ``text`` for this file (or skipped it, unchanged)."""
+        src = self.linter.sources.get(key)
+        if src is not None:
+            return src.text == text
+        if key in self.linter.facts or os.path.realpath(key) not in self._by_real:
+            return False
+        try:
+            with open(key, encoding="utf-8", newline="") as handle:
+                return handle.read() == text  # the prefilter skipped it: no task code, no finding
+        except (OSError, UnicodeError):
+            return False
+
     def check(self, path: Path, text: str, apply_noqa: bool) -> list["Diagnostic"]:
         from qlint.lint.source import SourceFile
 
         linter = self.linter
-        try:
-            src = SourceFile.from_text(path, text)
-        except UnicodeError:
-            return []
-        before = len(linter.errors)
-        linter.add_source(src)
         key = str(path)
-        if any(str(e.path) == key for e in linter.errors[before:]):
-            # The file could not be read (flake8 reports its own E999 for syntax errors):
-            # nothing to say, rather than findings from stale facts.
-            del linter.errors[before:]
+        if not self._read_as(key, text):
+            try:
+                src = SourceFile.from_text(path, text)
+            except UnicodeError:
+                return []
+            before = len(linter.errors)
+            linter.add_source(src)
+            self._findings.clear()
+            if any(str(e.path) == key for e in linter.errors[before:]):
+                # The file could not be read (flake8 reports its own E999 for syntax errors):
+                # nothing to say, rather than findings from stale facts.
+                del linter.errors[before:]
+                return []
+        elif any(str(e.path) == key for e in linter.errors):
             return []
-        linter.apply_noqa = apply_noqa
-        return [d for d in linter.lint() if str(d.path) == key]
+        by_path = self._findings.get(apply_noqa)
+        if by_path is None:
+            linter.apply_noqa = apply_noqa
+            by_path = self._findings[apply_noqa] = {}
+            for d in linter.lint():
+                by_path.setdefault(str(d.path), []).append(d)
+        return by_path.get(key, [])
 
 
 def _state_for(filename: str) -> tuple[_ProjectState, Path]:

@@ -246,5 +246,20 @@ def load_settings(config: Path | None, paths: list[Path]) -> Settings:
     start = paths[0] if paths else Path.cwd()
     found = find_config(start if start.exists() else Path.cwd())
     if found is None:
-        return Settings(root=Path.cwd().resolve())
+        return Settings(root=project_root(start if start.exists() else Path.cwd()))
     return parse_table(table_of(found) or {}, found)
+
+
+def project_root(start: Path) -> Path:
+    """The root of an unconfigured project holding ``start``: the repository it is in (the
+    nearest folder above it with ``.git``), else the current folder when ``start`` is inside
+    it, else ``start``'s own folder. A file named from anywhere is judged in its project."""
+    start = start.resolve()
+    directory = start if start.is_dir() else start.parent
+    for candidate in (directory, *directory.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    cwd = Path.cwd().resolve()
+    if directory == cwd or cwd in directory.parents:
+        return cwd
+    return directory

@@ -7,8 +7,12 @@ from pathlib import Path
 
 from qlint.lint.engine import Linter
 from qlint.lint.fixing import fix_loop
-from qlint.lint.registry import select_rules
+from qlint.lint.registry import all_rules, select_rules
 from qlint.settings import Settings
+
+
+# Every rule: ``ALL`` and the opt-in rules, which only their exact codes enable.
+EVERY_RULE = ["ALL", *sorted(r.code for r in all_rules() if r.opt_in)]
 
 
 def norm(text: str) -> str:

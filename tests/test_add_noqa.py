@@ -161,6 +161,17 @@ def charge(self, order_id):
 def bounded(order_id):
     return """
     text"""
+
+
+# Most tasks set a limit: the two that do not are outliers, reported (and suppressed) one by one.
+@app.task(time_limit=60, soft_time_limit=30)
+def also_bounded():
+    pass
+
+
+@app.task(time_limit=60, soft_time_limit=30)
+def bounded_too():
+    pass
 '''
 
 

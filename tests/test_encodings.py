@@ -58,7 +58,20 @@ class Export(app.Task):
 """
 
 
+# Three more tasks of the same app that set their limits: the fixtures' tasks without one are then
+# outliers, reported and fixed one by one (the per-task fixes are what these tests exercise);
+# the app-level finding has a test of its own below.
+SIBLINGS = "from tasks import app\n\n" + "".join(
+    f"@app.task(time_limit=60, soft_time_limit=30)\ndef bounded_{i}():\n    pass\n\n" for i in range(3))
+
+
+def _siblings(root: Path) -> None:
+    if not (root / "siblings.py").exists():
+        (root / "siblings.py").write_text(SIBLINGS, encoding="utf-8")
+
+
 def diagnostics(root: Path, codes=("QLT101", "QLT501")):
+    _siblings(root)
     linter = make_linter(root, list(codes))
     diags = linter.lint()
     assert not linter.errors, linter.errors
@@ -66,12 +79,14 @@ def diagnostics(root: Path, codes=("QLT101", "QLT501")):
 
 
 def fixed_bytes(root: Path, codes=("QLT101", "QLT501")) -> dict[str, bytes]:
+    _siblings(root)
     outcome = fix(root, list(codes), unsafe=True)
     assert not outcome.errors, outcome.errors
     return {Path(k).name: v.raw for k, v in outcome.fixed.items()}
 
 
 def run_cli(cwd: Path, *args) -> subprocess.CompletedProcess:
+    _siblings(cwd)
     env = dict(os.environ)
     repo = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
@@ -259,6 +274,22 @@ def test_no_trailing_newline_crlf_cli(tmp_path):
 
 
 # -- odd but valid ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ending,bom", [("\n", False), ("\r\n", True), ("\r\n", False)])
+def test_app_level_fix_keeps_line_endings_bom_and_missing_final_newline(tmp_path, ending, bom):
+    """Without the siblings, both tasks lack a limit: one finding on the app, whose fix writes
+    ``app.conf`` lines in the file's own line endings, after its last setting."""
+    text = MULTILINE.replace("\n", ending).rstrip(ending)
+    (tmp_path / "tasks.py").write_bytes((codecs.BOM_UTF8 if bom else b"") + text.encode("utf-8"))
+    outcome = fix(tmp_path, ["QLT101"], unsafe=True)
+    new = outcome.fixed[str(tmp_path / "tasks.py")].raw
+    added = f'app.conf.accept_content = ["json", "pickle"]{ending}app.conf.task_time_limit = 300{ending}' \
+            f"app.conf.task_soft_time_limit = 270{ending}"
+    assert new == (codecs.BOM_UTF8 if bom else b"") + text.replace(
+        'app.conf.accept_content = ["json", "pickle"]' + ending, added).encode("utf-8")
+    (tmp_path / "tasks.py").write_bytes(new)
+    assert [d.code for d in make_linter(tmp_path, ["QLT101"]).lint()] == []
+
 
 def test_cr_only_line_endings_do_not_crash(tmp_path):
     (tmp_path / "tasks.py").write_bytes(MULTILINE.replace("\n", "\r").encode("utf-8"))

@@ -60,8 +60,15 @@ def write_project(root: Path, files: dict[str, str]) -> None:
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
 
 
+# Most of the app's tasks set their limits: a task without one is an outlier, reported on its own
+# decorator (when most tasks lack a limit, the app is reported once instead: tested below).
+BOUNDED = "from proj.celery import app\n\n" + "".join(
+    f"@app.task(time_limit=60, soft_time_limit=30)\ndef bounded_{i}():\n    pass\n\n" for i in range(4))
+
+
 def project(root: Path, *, celery: str = CELERY, tasks: str = TASKS, **extra: str) -> None:
-    write_project(root, {"proj/__init__.py": "", "proj/celery.py": celery, "proj/tasks.py": tasks, **extra})
+    write_project(root, {"proj/__init__.py": "", "proj/celery.py": celery, "proj/tasks.py": tasks,
+                         "proj/bounded.py": BOUNDED, **extra})
 
 
 def test_plugin_is_registered(tmp_path):
@@ -71,7 +78,7 @@ def test_plugin_is_registered(tmp_path):
 
 def test_finding_on_decorator_with_flake8_columns(tmp_path):
     project(tmp_path)
-    proc = flake8(tmp_path, "--select", "QLT", "proj")
+    proc = flake8(tmp_path, "--select", "QLT1", "proj")
     assert codes(proc) == [("proj/tasks.py", 3, 1, "QLT101")]
     assert lines(proc)[0].startswith("proj/tasks.py:3:1: QLT101 Task `proj.tasks.sync` ")
     assert proc.returncode == 1
@@ -86,7 +93,7 @@ def test_indented_finding_column(tmp_path):
             def sync(store_id):
                 pass
     """)
-    proc = flake8(tmp_path, "--select", "QLT", "proj/tasks.py")
+    proc = flake8(tmp_path, "--select", "QLT1", "proj/tasks.py")
     assert codes(proc) == [("proj/tasks.py", 4, 5, "QLT101")]
 
 
@@ -139,7 +146,7 @@ def test_noqa_on_the_def_line_as_qlint_documents(tmp_path):
         def sync(store_id):  # noqa: QLT101
             pass
     """)
-    assert lines(flake8(tmp_path, "--select", "QLT", "proj")) == []
+    assert lines(flake8(tmp_path, "--select", "QLT1", "proj")) == []
 
 
 def test_disable_noqa(tmp_path):
@@ -155,21 +162,21 @@ def test_disable_noqa(tmp_path):
         def other(store_id):  # noqa: QLT101
             pass
     """)
-    proc = flake8(tmp_path, "--select", "QLT", "--disable-noqa", "proj")
+    proc = flake8(tmp_path, "--select", "QLT1", "--disable-noqa", "proj")
     assert [c[1] for c in codes(proc)] == [3, 8]
 
 
 def test_file_noqa(tmp_path):
     project(tmp_path, tasks="# qlint: noqa: QLT101\n" + TASKS.lstrip("\n"))
-    assert lines(flake8(tmp_path, "--select", "QLT", "proj")) == []
+    assert lines(flake8(tmp_path, "--select", "QLT1", "proj")) == []
 
 
 def test_extend_ignore(tmp_path):
     project(tmp_path)
-    proc = flake8(tmp_path, "--extend-ignore", "QLT1", "proj")
+    proc = flake8(tmp_path, "--extend-ignore", "QLT", "proj")
     assert not any(c[3].startswith("QLT") for c in codes(proc))
     # flake8's default checks still run.
-    assert flake8(tmp_path, "--extend-ignore", "QLT1,E,W,F,C", "proj").stdout == ""
+    assert flake8(tmp_path, "--extend-ignore", "QLT,E,W,F,C", "proj").stdout == ""
 
 
 PICKLE_CELERY = CELERY + 'app.conf.task_serializer = "pickle"\n'  # line 4
@@ -179,13 +186,14 @@ def test_select_one_code(tmp_path):
     project(tmp_path, celery=PICKLE_CELERY)
     proc = flake8(tmp_path, "--select", "QLT501", "proj")
     assert codes(proc) == [("proj/celery.py", 4, 1, "QLT501")]
-    proc = flake8(tmp_path, "--select", "QLT", "proj")
+    proc = flake8(tmp_path, "--select", "QLT1,QLT5", "proj")
     assert sorted(c[3] for c in codes(proc)) == ["QLT101", "QLT501"]
 
 
 def test_qlint_configuration_ignore(tmp_path):
     project(tmp_path, celery=PICKLE_CELERY)
-    (tmp_path / "pyproject.toml").write_text('[tool.qlint]\nignore = ["QLT101"]\n', encoding="utf-8")
+    (tmp_path / "pyproject.toml").write_text('[tool.qlint]\nignore = ["QLT101", "QLT3", "QLT4"]\n',
+                                             encoding="utf-8")
     proc = flake8(tmp_path, "--select", "QLT", "proj")
     assert codes(proc) == [("proj/celery.py", 4, 1, "QLT501")]
 
@@ -194,7 +202,7 @@ def test_qlint_per_file_ignores(tmp_path):
     project(tmp_path)
     (tmp_path / "pyproject.toml").write_text('[tool.qlint.per-file-ignores]\n"proj/tasks.py" = ["QLT1"]\n',
                                              encoding="utf-8")
-    assert lines(flake8(tmp_path, "--select", "QLT", "proj")) == []
+    assert lines(flake8(tmp_path, "--select", "QLT1", "proj")) == []
 
 
 def test_jobs_give_the_same_output(tmp_path):
@@ -203,7 +211,12 @@ def test_jobs_give_the_same_output(tmp_path):
     serial = flake8(tmp_path, "--select", "QLT101,QLT501", "--jobs", "1", "proj")
     parallel = flake8(tmp_path, "--select", "QLT101,QLT501", "--jobs", "2", "proj")
     assert sorted(lines(serial)) == sorted(lines(parallel))
-    assert len(lines(serial)) == 1 + 7  # QLT501, and QLT101 in tasks.py and the six copies
+    # QLT501, and QLT101 once on the app for its 7 tasks without a limit (of 11): both in celery.py
+    assert codes(serial) == [("proj/celery.py", 3, 7, "QLT101"), ("proj/celery.py", 4, 1, "QLT501")]
+    assert "7 of its 11 tasks" in lines(serial)[0]
+    # the same answer file by file: a task file named alone gets no per-task finding
+    assert lines(flake8(tmp_path, "--select", "QLT101", "proj/tasks_3.py")) == []
+    assert codes(flake8(tmp_path, "--select", "QLT101", "proj/celery.py")) == [("proj/celery.py", 3, 7, "QLT101")]
 
 
 def test_jobs_keep_cross_file_facts(tmp_path):
@@ -226,7 +239,7 @@ def test_jobs_workers_do_not_start_a_parse_pool(tmp_path):
 
 def test_syntax_error_is_e999(tmp_path):
     project(tmp_path, **{"proj/broken.py": "from proj.celery import app\n\n@app.task\ndef broken(:\n    pass\n"})
-    proc = flake8(tmp_path, "--select", "QLT,E999", "proj")
+    proc = flake8(tmp_path, "--select", "QLT1,E999", "proj")
     # The column of a syntax error depends on the Python version.
     assert [(c[0], c[1], c[3]) for c in codes(proc)] == [("proj/broken.py", 4, "E999"), ("proj/tasks.py", 3, "QLT101")]
     assert lines(proc)[0].split(": ", 1)[1].startswith("E999 SyntaxError")
@@ -250,7 +263,7 @@ def test_stdin_sees_the_project(tmp_path):
 def test_unsaved_text_wins_over_the_file_on_disk(tmp_path):
     # The config module as flake8 reads it (stdin) drops the limit the file on disk has.
     project(tmp_path, celery=CELERY_LIMITED)
-    proc = flake8(tmp_path, "--select", "QLT", "--stdin-display-name", "proj/celery.py", "-",
+    proc = flake8(tmp_path, "--select", "QLT1,QLT5", "--stdin-display-name", "proj/celery.py", "-",
                   stdin=(CELERY + 'app.conf.task_serializer = "pickle"\n').lstrip("\n"))
     assert codes(proc) == [("proj/celery.py", 4, 1, "QLT501")]
 

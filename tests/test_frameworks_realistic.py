@@ -14,7 +14,7 @@ from __future__ import annotations
 import libcst as cst
 import pytest
 
-from helpers import findings, fix, write_project
+from helpers import EVERY_RULE, findings, fix, write_project
 from qlint.manifests import collect as manifests
 
 PROJECTS = {
@@ -476,14 +476,14 @@ EXPECTED = {
 @pytest.mark.parametrize("framework", sorted(PROJECTS))
 def test_exact_findings(tmp_path, framework):
     write_project(tmp_path, PROJECTS[framework])
-    got = sorted((path, row, code) for path, row, code, _ in findings(tmp_path, ["ALL"]))
+    got = sorted((path, row, code) for path, row, code, _ in findings(tmp_path, EVERY_RULE))
     assert got == EXPECTED[framework]
 
 
 @pytest.mark.parametrize("framework", sorted(PROJECTS))
 def test_fixes_reparse_and_converge(tmp_path, framework):
     write_project(tmp_path, PROJECTS[framework])
-    outcome = fix(tmp_path, ["ALL"])
+    outcome = fix(tmp_path, EVERY_RULE)
     assert outcome.fixed, "every project here has a fixable finding"
     for path, src in outcome.fixed.items():
         if path.endswith((".yaml", ".yml")):
@@ -492,4 +492,4 @@ def test_fixes_reparse_and_converge(tmp_path, framework):
             cst.parse_module(src.text)
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(src.text)
-    assert fix(tmp_path, ["ALL"]).fixed == {}
+    assert fix(tmp_path, EVERY_RULE).fixed == {}

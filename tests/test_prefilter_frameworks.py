@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import findings, write_project
+from helpers import EVERY_RULE, findings, write_project
 
 PROJECTS = {
     "rq": {
@@ -105,7 +105,7 @@ PROJECTS = {
 @pytest.mark.parametrize("framework", sorted(PROJECTS))
 def test_findings_identical_with_and_without_prefilter(tmp_path, framework):
     write_project(tmp_path, PROJECTS[framework])
-    on = findings(tmp_path, ["ALL"], use_prefilter=True)
-    off = findings(tmp_path, ["ALL"], use_prefilter=False)
+    on = findings(tmp_path, EVERY_RULE, use_prefilter=True)
+    off = findings(tmp_path, EVERY_RULE, use_prefilter=False)
     assert on == off
     assert on, f"the {framework} project must have findings for the comparison to mean anything"

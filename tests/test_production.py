@@ -84,11 +84,15 @@ def test_tasks_in_test_and_example_code_are_not_reported(tmp_path):
 def test_extend_non_production_silences_a_folder(tmp_path):
     write_project(tmp_path, {"proj/__init__.py": "", "proj/celery.py": APP, "proj/tasks.py": TASK,
                              "sandbox/tasks.py": TASK.replace("export", "try_it")})
-    assert {p for p, *_ in findings(tmp_path, ["QLT101"])} == {"proj/tasks.py", "sandbox/tasks.py"}
-    assert {p for p, *_ in findings(tmp_path, ["QLT101"], extend_non_production=["sandbox/"])} == {"proj/tasks.py"}
+    # both tasks count: one finding on the app for its two tasks
+    ((path, _, _, msg),) = findings(tmp_path, ["QLT101"])
+    assert path == "proj/celery.py" and "all 2 of its tasks" in msg
+    # the sandbox is no production code: its task neither counts nor is reported
+    assert [p for p, *_ in findings(tmp_path, ["QLT101"], extend_non_production=["sandbox/"])] == ["proj/tasks.py"]
     # replacing the list makes tests production code again
     write_project(tmp_path, {"tests/test_tasks.py": TASK.replace("export", "t")})
-    assert "tests/test_tasks.py" in {p for p, *_ in findings(tmp_path, ["QLT101"], non_production=[])}
+    ((path, _, _, msg),) = findings(tmp_path, ["QLT101"], non_production=[])
+    assert path == "proj/celery.py" and "all 3 of its tasks" in msg
 
 
 def test_a_test_settings_module_counts_for_nothing(tmp_path):

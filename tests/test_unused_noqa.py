@@ -69,7 +69,10 @@ def test_only_codes_of_rules_that_ran(tmp_path):
     # a prefix is judged when every rule it covers ran
     assert [m for _, m in qlt001(tmp_path, ["QLT001", "QLT101", "QLT201"])] == [
         "Unused `noqa` directive (unused: `QLT101`)"]
+    # QLT2 covers the opt-in QLT206, which the prefix does not enable: not every rule ran
     assert [m for _, m in qlt001(tmp_path, ["QLT001", "QLT1", "QLT2"])] == [
+        "Unused `noqa` directive (unused: `QLT101`)"]
+    assert [m for _, m in qlt001(tmp_path, ["QLT001", "QLT1", "QLT2", "QLT206"])] == [
         "Unused `noqa` directive (unused: `QLT101`, `QLT2`)"]
 
 

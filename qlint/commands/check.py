@@ -46,6 +46,24 @@ def _display(path: Path, root: Path) -> str:
         return str(path)
 
 
+def _whole_project(paths: list[Path], settings: Settings) -> bool:
+    """The paths name the project root itself: what they hold is the whole project."""
+    root = os.path.realpath(settings.root)
+    return all(os.path.realpath(p) == root for p in paths)
+
+
+def _union(first: list[Path], second: list[Path], skip: set[str]) -> list[Path]:
+    """Both lists, each file once (a symlinked duplicate too), without ``skip`` (real paths)."""
+    seen = set(skip)
+    out = []
+    for p in (*first, *second):
+        real = os.path.realpath(p)
+        if real not in seen:
+            seen.add(real)
+            out.append(p)
+    return out
+
+
 def run_check(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     settings = _settings(args)
@@ -66,51 +84,57 @@ def run_check(args: argparse.Namespace) -> int:
         from qlint.cli import UsageError
 
         raise UsageError("`--add-noqa` cannot be combined with `--fix`, `--diff` or stdin (`-`)")
-    if STDIN in paths:
-        if len(paths) > 1:
-            from qlint.cli import UsageError
+    if STDIN in paths and len(paths) > 1:
+        from qlint.cli import UsageError
 
-            raise UsageError("`-` (stdin) cannot be combined with other paths")
+        raise UsageError("`-` (stdin) cannot be combined with other paths")
+    stdin_path = None
+    if STDIN in paths:
         name = args.stdin_filename or Path("stdin.py")
-        path = (cwd / name) if not name.is_absolute() else name
+        stdin_path = (cwd / name) if not name.is_absolute() else name
         raw = sys.stdin.buffer.read()
         stdin_raw = raw
-        if args.force_exclude and is_excluded(path, settings):
+        if args.force_exclude and is_excluded(stdin_path, settings):
             if args.fix and not args.diff:
                 sys.stdout.buffer.write(raw)
             return 0
-        if path.suffix in (".yaml", ".yml") or path.name.startswith("Procfile"):
-            linter.load([], context=discover([settings.root], settings).python)
-            linter.checked += 1
-            linter.add_manifest(path, raw)
-        elif path.suffix in (".py", ".pyi") or args.stdin_filename is None:
-            try:
-                stdin_src = SourceFile.from_bytes(path, raw)
-            except UndecodableSource as exc:
-                errors.append(FileError(path, str(exc)))
-            else:
-                # As for named files: the rest of the project is context (the app, its settings).
-                real = os.path.realpath(path)
-                context = [p for p in discover([settings.root], settings).python if os.path.realpath(p) != real]
-                linter.load([], context=context)
-                linter.add_source(stdin_src)
-        checked = {str(path)}
-        python_count = 0 if path.suffix in (".yaml", ".yml") or path.name.startswith("Procfile") else 1
+        found = None
+        checked = {str(stdin_path)}
+        stdin_kind = "manifest" if stdin_path.suffix in (".yaml", ".yml") or stdin_path.name.startswith(
+            "Procfile") else "python" if stdin_path.suffix in (".py", ".pyi") or args.stdin_filename is None else None
+        python_count = 1 if stdin_kind == "python" else 0
     else:
         found = discover([Path(os.path.abspath(p)) for p in paths], settings, force_exclude=args.force_exclude)
         errors.extend(FileError(p, msg) for p, msg in found.errors)
         checked = {str(p) for p in found.python}
         python_count = len(found.python)
-        context = []
-        if any(Path(p).is_file() for p in paths):
-            # Named files (pre-commit passes the changed ones): the rest of the project is
-            # still context for cross-file facts (the app's configuration, constants).
-            context = [p for p in discover([settings.root], settings).python if str(p) not in checked]
         linter.named = {os.path.abspath(p) for p in paths if Path(p).is_file()}
-        linter.load(found.python, context=context)
-        manifest_paths = [*found.yaml, *found.procfiles, *found.scripts]
-        linter.load_manifests(manifest_paths)
-        checked |= {str(p) for p in manifest_paths}
+    # The whole project is read, whatever was named (pre-commit and editors name files, CI a
+    # folder): a limit in the app's configuration module counts for a task in a named file, and
+    # an app-level finding counts every task of the app. Only what was named is reported.
+    project = found if found is not None and _whole_project(paths, settings) else \
+        discover([settings.root], settings)
+    skip = {os.path.realpath(stdin_path)} if stdin_path is not None else set()
+    # The named spelling of a file first: a symlink named on the command line is reported (and
+    # fixed) as named, not as the file it points to.
+    python = _union(found.python if found is not None else [], project.python, skip)
+    manifest_paths = _union([*found.yaml, *found.procfiles, *found.scripts] if found is not None else [],
+                            [*project.yaml, *project.procfiles, *project.scripts], skip)
+    linter.load(python)
+    linter.load_manifests(manifest_paths)
+    if found is not None:
+        checked |= {str(p) for p in (*found.yaml, *found.procfiles, *found.scripts)}
+    elif stdin_kind == "manifest":
+        linter.checked += 1
+        linter.add_manifest(stdin_path, raw)
+    elif stdin_kind == "python":
+        try:
+            stdin_src = SourceFile.from_bytes(stdin_path, raw)
+        except UndecodableSource as exc:
+            errors.append(FileError(stdin_path, str(exc)))
+        else:
+            linter.add_source(stdin_src)
+    path = stdin_path
 
     if add_noqa:  # suppress every finding in place instead of reporting it (qlint.commands.add_noqa)
         from qlint.commands.add_noqa import run_add_noqa

@@ -412,6 +412,7 @@ def _config_from(project: Project, value: Value, namespace, app: App, add, facts
                     _incomplete(app, f"Django settings assembled at run time by {dynamic[0]}")
             for m in modules:
                 _read_settings_module(m, prefix, add, "Django settings")
+                app.config_modules.append((m, prefix.upper()))
             return
         module, _, obj = target.partition(":")
         if obj:
@@ -421,6 +422,7 @@ def _config_from(project: Project, value: Value, namespace, app: App, add, facts
                 return
         elif project.module(module) is not None:
             _read_settings_module(project.module(module), prefix, add, "config module")
+            app.config_modules.append((project.module(module), prefix.upper()))
             return
         _incomplete(app, f"config_from_object({target!r}) names a module outside the project")
         return
@@ -428,6 +430,7 @@ def _config_from(project: Project, value: Value, namespace, app: App, add, facts
         q = project.canonical(value.qualified)
         if project.module(q) is not None:
             _read_settings_module(project.module(q), prefix, add, "config module")
+            app.config_modules.append((project.module(q), prefix.upper()))
             return
         found = project.class_named(q)
         if found:
@@ -556,7 +559,7 @@ def _function_task(project: Project, facts: FileFacts, fn: FunctionFact, by_name
         info = _decorator_info(project, dec, by_name)
         if info is None:
             continue
-        task_apps = info.apps if info.apps is not None else list(apps)
+        task_apps, ambiguous = (info.apps, "") if info.apps is not None else _shared_apps(facts, apps)
         task = Task(FRAMEWORK, fn.name, facts, anchor=Span(fn.span.start, fn.span.start), header=fn.header,
                     function=fn, decorator=dec, apps=task_apps, is_async=fn.is_async, wrapper=info.wrapper,
                     accepts_options=info.accepts_options, profile=PROFILE)
@@ -583,10 +586,35 @@ def _function_task(project: Project, facts: FileFacts, fn: FunctionFact, by_name
                     bases = _base_chain(project, task, cls_kw.value)
                     break
         _merge(project, task, bases)
+        task.opaque = task.opaque or ambiguous
         bound = level.get("bind")
         task.bound = bool(bound and bound.value is True)
         return task
     return None
+
+
+def _settings_key(app: App) -> tuple:
+    return tuple(sorted((k, repr(r.value)) for k, r in app.settings.items()))
+
+
+def _shared_apps(facts: FileFacts, apps: list[App]) -> tuple[list[App], str]:
+    """The apps a ``shared_task`` (or ``current_app.task``) runs under, and why that is
+    ambiguous ("" when it is not). Celery binds such a task to every app the process creates;
+    in a project with several apps it runs under the one its worker loads. That is the app of
+    the task's own top-level package when exactly one app lives there, or any app when all of
+    them are configured alike; otherwise qlint cannot tell (principle 3) and the task gets no
+    app: rules that depend on app configuration stay silent for it."""
+    if len(apps) <= 1:
+        return list(apps), ""
+    package = facts.module.split(".")[0]
+    own = [a for a in apps if a.qualified.split(".")[0] == package]
+    if len(own) == 1:
+        return own, ""
+    candidates = own or apps
+    if len({_settings_key(a) for a in candidates}) == 1:
+        return list(candidates), ""
+    names = ", ".join(f"`{a.qualified}`" for a in candidates[:3])
+    return [], f"a shared task of several Celery apps whose settings differ ({names})"
 
 
 def _base_chain(project: Project, task: Task, value: Value | None) -> list[tuple[FileFacts, ClassFact]]:
@@ -664,8 +692,9 @@ def _base_is_task(project: Project, cls: ClassFact, base: Value, by_name, depth:
 
 
 def _class_task(project: Project, facts: FileFacts, cls: ClassFact, apps: list[App]) -> Task:
+    task_apps, ambiguous = _shared_apps(facts, apps)
     task = Task(FRAMEWORK, cls.name, facts, anchor=Span(cls.header.start, cls.header.start),
-                header=cls.span, cls=cls, apps=list(apps), bound=True, profile=PROFILE,
+                header=cls.span, cls=cls, apps=task_apps, bound=True, profile=PROFILE, opaque=ambiguous,
                 is_async=any(fn.name == "run" and fn.is_async and fn.class_name == cls.name for fn in facts.functions))
     task.levels["decorator"] = {}
     name_attr = cls.attrs.get("name")

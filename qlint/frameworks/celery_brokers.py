@@ -377,9 +377,62 @@ def config_spots(project: Project, app: App) -> list[ConfigSpot]:
     modules: list[ConfigSpot] = []
     for spots in sorted(by_file.values(), key=lambda s: -len(s)):
         prefixes = {s.prefix for s in spots}
-        if len(prefixes) == 1:
-            modules.append(max(spots, key=lambda s: s.statement.start))
+        if len(prefixes) == 1:  # after the last setting first (one under an ``if`` is passed over)
+            modules.extend(sorted(spots, key=lambda s: -s.statement.start))
     return modules + attr[::-1] + calls
+
+
+def _app_statement(app: App) -> Span | None:
+    """The ``app = Celery(...)`` statement, when it is one."""
+    name = app.qualified.rpartition(".")[2]
+    kw = app.file.assigns.get(name)
+    if kw is None or kw.value.kind != "call" or kw.value.call is not app.call:
+        return None
+    return kw.span
+
+
+def setting_edits(project: Project, app: App, items: list[tuple[str, str]],
+                  source_of: Callable[[FileFacts], object | None]) -> tuple[list, str, list[str]] | None:
+    """Edits that write ``items`` (setting key, value text) where the app's configuration lives,
+    the file they change and the statements as written there (``CELERY_TASK_TIME_LIMIT = 300``):
+    beside the settings it already has (a Django or
+    config module with their prefix, ``app.conf.x = ...``, ``conf.update(...)``), else at the end
+    of the module ``config_from_object`` reads (with its namespace), else after the app's own
+    ``app = Celery(...)`` as ``app.conf.x = ...``. Edits carry the file they change (``path``).
+    None when no place is a top-level statement qlint can write after."""
+    from qlint.fixers.calls import add_keywords
+    from qlint.lint.diagnostics import Edit
+
+    if not app.config_complete or app.from_factory:
+        return None
+    spots = config_spots(project, app)
+    for facts, prefix in reversed(app.config_modules):  # the module read last wins: write there
+        spots.append(ConfigSpot(facts, Span(-1, -1), "module", prefix=prefix))
+    statement = _app_statement(app)
+    if statement is not None:
+        spots.append(ConfigSpot(app.file, statement, "attr", receiver=f"{app.qualified.rpartition('.')[2]}.conf"))
+    for spot in spots:
+        src = source_of(spot.file)
+        if src is None:
+            continue
+        if spot.style == "call":
+            if spot.call is None or spot.call.has_star:
+                continue
+            edits = add_keywords(src, spot.call, items)
+        elif spot.statement.start < 0:  # the end of a module that holds none of the app's settings yet
+            data = src.utf8
+            lines = "".join(spot.line(k, v) + src.newline for k, v in items)
+            ending = "" if not data or data.endswith(b"\n") else src.newline
+            edits = [Edit(len(data), len(data), ending + lines)]
+        else:
+            placed = spot.insertion(src.utf8, src.newline, items[0][0], items[0][1])
+            if placed is None:
+                continue
+            text = placed[1] + "".join(src.newline + spot.line(k, v) for k, v in items[1:])
+            edits = [Edit(placed[0], placed[0], text)]
+        written = [f"{k}={v}" if spot.style == "call" else spot.line(k, v) for k, v in items]
+        return [Edit(e.start, e.end, e.content, path=spot.file.path) for e in edits], spot.file.path, written
+    return None
 
 
 def _call_with_keyword(project: Project, app: App, facts: FileFacts, kw: Keyword) -> CallFact | None:

@@ -25,6 +25,14 @@ class RuleContext:
     def source(self, facts: FileFacts) -> SourceFile:
         return self.sources[facts.path]
 
+    def display(self, path: str) -> str:
+        """A file's path for a message: relative to the project root when it is under it."""
+        try:
+            rel = Path(path).resolve().relative_to(self.settings.root.resolve())
+        except ValueError:
+            return str(path)
+        return rel.as_posix()
+
     def text(self, facts: FileFacts, span: Span) -> str:
         """The source text of ``span`` in ``facts``' file ("" for a file that is not loaded)."""
         src = self.sources.get(facts.path)
@@ -32,15 +40,19 @@ class RuleContext:
 
     def fix(self, facts: FileFacts, message: str, edits: Iterable[Edit],
             applicability: Applicability = Applicability.UNSAFE) -> Fix | None:
-        if not facts.exact_offsets:
-            return None
-        src = self.source(facts)
-        located = tuple(sorted(
-            (Edit(e.start, e.end, e.content, src.location(e.start), src.location(e.end)) for e in edits),
-            key=lambda e: (e.start, e.end)))
+        """A fix of the finding about to be reported in ``facts``' file. An edit whose ``path``
+        names another file (the app's settings module) is located in that file."""
+        located = []
+        for e in edits:
+            path = e.path if e.path and e.path != facts.path else None
+            src = self.sources.get(path or facts.path)
+            target = self.project.by_path(path) if path else facts
+            if src is None or target is None or not target.exact_offsets:
+                return None
+            located.append(Edit(e.start, e.end, e.content, src.location(e.start), src.location(e.end), path))
         if not located:
             return None
-        return Fix(applicability, message, located)
+        return Fix(applicability, message, tuple(sorted(located, key=lambda e: (e.path or "", e.start, e.end))))
 
     def report(self, facts: FileFacts, span: Span, message: str, *, fix: Fix | None = None,
                statement: Span | None = None) -> None:

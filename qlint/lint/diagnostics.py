@@ -29,13 +29,19 @@ class Severity(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Edit:
-    """Replace ``utf8[start:end]`` of a file with ``content``."""
+    """Replace ``utf8[start:end]`` of a file with ``content``.
+
+    The file is the finding's own unless ``path`` names another: an app-level finding is
+    reported on the app and its fix writes the setting where the app's configuration lives
+    (a Django settings module, a config module).
+    """
 
     start: int
     end: int
     content: str
     location: Location | None = None
     end_location: Location | None = None
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,13 +50,12 @@ class Fix:
     message: str
     edits: tuple[Edit, ...]
 
-    @property
-    def start(self) -> int:
-        return min(e.start for e in self.edits)
-
-    @property
-    def end(self) -> int:
-        return max(e.end for e in self.edits)
+    def parts(self, own: str) -> dict[str, list[Edit]]:
+        """The edits by the file they change (``own``: the finding's file), in order."""
+        by_file: dict[str, list[Edit]] = {}
+        for e in sorted(self.edits, key=lambda e: (e.start, e.end)):
+            by_file.setdefault(e.path or own, []).append(e)
+        return by_file
 
 
 @dataclass

@@ -33,23 +33,43 @@ def applicable(d: Diagnostic, unsafe: bool) -> bool:
     return d.fix is not None and d.fix.applicability.rank >= threshold(unsafe).rank
 
 
-def apply_edits(utf8: bytes, fixes: list[Fix]) -> tuple[bytes, list[Fix]]:
-    """Apply fixes in order of position, skipping any that overlaps one already applied (as ruff)."""
+def apply_edits(utf8: bytes, fixes: list[Fix], path: str = "") -> tuple[bytes, list[Fix]]:
+    """Apply fixes in order of position, skipping any that overlaps one already applied (as ruff).
+
+    Only the edits of each fix that change ``path`` are applied here (all of them when the
+    fixes have no edits in other files); ``fix_loop`` makes sure a fix spanning several files
+    is applied in all of them or none."""
     out = []
     cursor = 0
     last_end = -1
     applied = []
-    for fix in sorted(fixes, key=lambda f: (f.start, f.end)):
-        if last_end >= 0 and fix.start <= last_end:
+    parts = [(fix, fix.parts(path)[path]) for fix in fixes if path in fix.parts(path)]
+    for fix, edits in sorted(parts, key=lambda p: (p[1][0].start, p[1][-1].end)):
+        if last_end >= 0 and edits[0].start <= last_end:
             continue
-        for edit in fix.edits:
+        for edit in edits:
             out.append(utf8[cursor:edit.start])
             out.append(edit.content.encode("utf-8"))
             cursor = edit.end
-        last_end = fix.end
+        last_end = max(e.end for e in edits)
         applied.append(fix)
     out.append(utf8[cursor:])
     return b"".join(out), applied
+
+
+def _non_overlapping(by_target: dict[str, list[tuple[Diagnostic, list]]]) -> set[int]:
+    """The fixes (by id) to apply this round: in every file they change, none overlaps a fix
+    before it. A fix that must yield in one of its files yields in all of them (it is tried
+    again next round, on the re-linted files)."""
+    blocked: set[int] = set()
+    for parts in by_target.values():
+        last_end = -1
+        for d, edits in sorted(parts, key=lambda p: (p[1][0].start, p[1][-1].end)):
+            if last_end >= 0 and edits[0].start <= last_end:
+                blocked.add(id(d.fix))
+                continue
+            last_end = max(e.end for e in edits)
+    return {id(d.fix) for parts in by_target.values() for d, _ in parts} - blocked
 
 
 @dataclass
@@ -63,6 +83,13 @@ class FixOutcome:
     remaining: list[Diagnostic] = field(default_factory=list)
 
 
+def _targets(diagnostics: list[Diagnostic], fix_id: int) -> list[str]:
+    for d in diagnostics:
+        if d.fix is not None and id(d.fix) == fix_id:
+            return list(d.fix.parts(str(d.path)))
+    return []
+
+
 def fix_loop(linter: Linter, unsafe: bool, only: set[str] | None = None) -> FixOutcome:
     """Lint, apply every applicable fix, re-parse, re-lint; stop when nothing more is fixable.
 
@@ -74,17 +101,29 @@ def fix_loop(linter: Linter, unsafe: bool, only: set[str] | None = None) -> FixO
     rejected: set[tuple[str, str, int, int]] = set()
     diagnostics = linter.lint()
     for _ in range(MAX_ITERATIONS):
-        by_file: dict[str, list[Diagnostic]] = {}
+        # Each applicable fix split into the files it changes (an app-level fix may write the
+        # app's settings module); every one of them must be a file this run may edit.
+        by_target: dict[str, list[tuple[Diagnostic, list]]] = {}
         for d in diagnostics:
             key = (str(d.path), d.code, d.location.row, d.location.column)
-            if applicable(d, unsafe) and key not in rejected and (only is None or str(d.path) in only):
-                by_file.setdefault(str(d.path), []).append(d)
-        if not by_file:
+            if not applicable(d, unsafe) or key in rejected:
+                continue
+            parts = d.fix.parts(str(d.path))
+            if only is not None and not all(target in only for target in parts):
+                continue
+            if not all(target in linter.sources for target in parts):
+                continue
+            for target, edits in parts.items():
+                by_target.setdefault(target, []).append((d, edits))
+        if not by_target:
             break
-        changed = False
-        for path, diags in by_file.items():
+        chosen = _non_overlapping(by_target)
+        new_sources: dict[str, SourceFile] = {}
+        failed: set[int] = set()
+        for path, parts in by_target.items():
             src = linter.sources[path]
-            new_utf8, applied = apply_edits(src.utf8, [d.fix for d in diags if d.fix is not None])
+            fixes = [d.fix for d, _ in parts if id(d.fix) in chosen]
+            new_utf8, applied = apply_edits(src.utf8, fixes, path)
             if not applied or new_utf8 == src.utf8:
                 continue
             try:
@@ -99,23 +138,38 @@ def fix_loop(linter: Linter, unsafe: bool, only: set[str] | None = None) -> FixO
                     cst.parse_module(text)
                 new_raw = src.encode(new_utf8)
             except (SyntaxError, ValueError, MemoryError, cst.ParserSyntaxError, UnicodeError, RecursionError, yamldoc.Invalid, yamldoc.Skipped) as exc:
+                diags = [d for d, _ in parts if id(d.fix) in chosen]
                 codes = sorted({d.code for d in diags})
                 outcome.errors.append(FileError(src.path, f"fix introduced an error and was not applied "
                                                 f"({', '.join(codes)}): {type(exc).__name__}"))
-                for d in diags:
-                    rejected.add((path, d.code, d.location.row, d.location.column))
+                failed |= {id(d.fix) for d in diags}
                 continue
-            outcome.originals.setdefault(path, src)
-            new_src = SourceFile.from_text(src.path, text, encoding=src.encoding, bom=src.bom, raw=new_raw)
+            new_sources[path] = SourceFile.from_text(src.path, text, encoding=src.encoding, bom=src.bom, raw=new_raw)
+        # A fix counts once, and only if every file it changes took it.
+        done = chosen - failed
+        if failed:
+            # A file that failed takes nothing this round; the fixes that also changed another
+            # file are taken back there, and that file is redone without them next round.
+            for d in diagnostics:
+                if d.fix is not None and id(d.fix) in failed:
+                    rejected.add((str(d.path), d.code, d.location.row, d.location.column))
+            retry = {path for path, parts in by_target.items() if any(id(d.fix) in failed for d, _ in parts)}
+            for path in retry:
+                new_sources.pop(path, None)
+            done = {f for f in done if all(path not in retry for path in _targets(diagnostics, f))}
+        changed = False
+        for path, new_src in new_sources.items():
+            outcome.originals.setdefault(path, linter.sources[path])
             linter.replace_source(new_src)
             outcome.fixed[path] = new_src
-            applied_set = {id(f) for f in applied}
-            for d in diags:
-                if d.fix is not None and id(d.fix) in applied_set:
-                    outcome.count += 1
-                    outcome.per_code[d.code] = outcome.per_code.get(d.code, 0) + 1
-                    outcome.per_file[path] = outcome.per_file.get(path, 0) + 1
             changed = True
+        counted: set[int] = set()
+        for d in diagnostics:
+            if d.fix is not None and id(d.fix) in done and id(d.fix) not in counted:
+                counted.add(id(d.fix))
+                outcome.count += 1
+                outcome.per_code[d.code] = outcome.per_code.get(d.code, 0) + 1
+                outcome.per_file[str(d.path)] = outcome.per_file.get(str(d.path), 0) + 1
         if not changed:
             break
         diagnostics = linter.lint()

@@ -124,6 +124,9 @@ class App:
     config_complete: bool = True
     incomplete_reason: str = ""
     from_factory: bool = False  # ``app = make_celery()``: ``call`` is the factory's call
+    # Modules the app reads its configuration from (``config_from_object``), lowest precedence
+    # first, with the prefix their settings carry there ("CELERY_" for Django's namespace).
+    config_modules: list[tuple[FileFacts, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -280,6 +283,13 @@ class Project:
                 else:
                     facts = None
         return facts
+
+    def by_path(self, path: str) -> FileFacts | None:
+        """The parsed file at ``path`` (production or not), if any."""
+        for facts in self.files:
+            if facts.path == path and facts.error is None:
+                return facts
+        return None
 
     def module_names(self) -> set[str]:
         return self._known_modules | set(self.by_module)

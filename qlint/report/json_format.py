@@ -22,16 +22,19 @@ def _location(location: Location | None) -> dict | None:
     return {"column": location.column, "row": location.row}
 
 
-def _edit(edit: Edit) -> dict:
-    return {"content": edit.content, "end_location": _location(edit.end_location),
+def _edit(edit: Edit, root: Path) -> dict:
+    data = {"content": edit.content, "end_location": _location(edit.end_location),
             "location": _location(edit.location)}
+    if edit.path:  # an edit in another file than the finding's (qlint's extension of ruff's format)
+        data["filename"] = str(absolute_path(Path(edit.path), root))
+    return data
 
 
-def fix_to_dict(fix: Fix | None) -> dict | None:
+def fix_to_dict(fix: Fix | None, root: Path = Path(".")) -> dict | None:
     if fix is None:
         return None
-    edits = sorted(fix.edits, key=lambda e: (e.start, e.end))
-    return {"applicability": fix.applicability.value, "edits": [_edit(e) for e in edits],
+    edits = sorted(fix.edits, key=lambda e: (e.path or "", e.start, e.end))
+    return {"applicability": fix.applicability.value, "edits": [_edit(e, root) for e in edits],
             "message": fix.message or None}
 
 
@@ -42,7 +45,7 @@ def diagnostic_to_dict(d: Diagnostic, *, rules: dict, root: Path) -> dict:
         "code": d.code,
         "end_location": _location(d.end_location),
         "filename": str(absolute_path(d.path, root)),
-        "fix": fix_to_dict(d.fix),
+        "fix": fix_to_dict(d.fix, root),
         "location": _location(d.location),
         "message": d.message,
         "name": d.name,

@@ -71,13 +71,15 @@ def _region(start, end) -> dict:
             "endLine": end.row, "endColumn": end.column}
 
 
-def _fix(fix: Fix, location: dict) -> dict | None:
+def _fix(fix: Fix, path: Path, root: Path) -> dict | None:
     if any(e.location is None or e.end_location is None for e in fix.edits) or not fix.edits:
         return None
-    edits = sorted(fix.edits, key=lambda e: (e.start, e.end))
-    replacements = [{"deletedRegion": _region(e.location, e.end_location),
-                     "insertedContent": {"text": e.content}} for e in edits]
-    result = {"artifactChanges": [{"artifactLocation": location, "replacements": replacements}]}
+    changes = []
+    for target, edits in fix.parts(str(path)).items():  # one artifact change per file it edits
+        replacements = [{"deletedRegion": _region(e.location, e.end_location),
+                         "insertedContent": {"text": e.content}} for e in edits]
+        changes.append({"artifactLocation": artifact_location(Path(target), root), "replacements": replacements})
+    result = {"artifactChanges": changes}
     if fix.message:
         result["description"] = {"text": fix.message}
     return result
@@ -92,7 +94,7 @@ def _result(d: Diagnostic, *, index: dict[str, int], root: Path) -> dict:
     result["message"] = {"text": d.message or d.code}
     result["locations"] = [{"physicalLocation": {
         "artifactLocation": location, "region": _region(d.location, d.end_location)}}]
-    fix = _fix(d.fix, location) if d.fix is not None else None
+    fix = _fix(d.fix, d.path, root) if d.fix is not None else None
     if fix is not None:
         result["fixes"] = [fix]
     return result

@@ -6,6 +6,8 @@ from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.model import UNKNOWN
 from qlint.lint.registry import Invalid, Rule, Valid, register
+from qlint.frameworks import celery_brokers as cb
+from qlint.rules._app_level import app_tasks, count_text, shared
 from qlint.rules._common import add_task_options, soft_limit_below, where
 from qlint.fixers.calls import replace_value
 from qlint.lint.diagnostics import Edit
@@ -20,6 +22,15 @@ class TaskUnboundedRuntime(Rule):
     settings), or with a limit explicitly set to `None`; an RQ job whose timeout is `-1`;
     a Dramatiq actor with `time_limit=float("inf")` or a broker whose explicit middleware
     list leaves out `TimeLimit`; an async Taskiq task with no `timeout` label.
+
+    One finding per fix: when two or more of a Celery app's tasks have no limit because the
+    app sets none (they set none themselves either) and they are at least half of its tasks,
+    the app is reported once, on its `Celery(...)` call, with how many tasks it affects; its
+    fix writes `task_time_limit` (and `task_soft_time_limit` below it) where the app's
+    configuration lives. Likewise one setting that leaves several tasks unbounded (a Dramatiq
+    broker's middleware list without `TimeLimit`, an app's `task_time_limit = 0`) is reported
+    once, where it is written. Otherwise each task is reported on its own: a lone task, or the
+    few that set no limit among tasks that set their own.
 
     ## Why is this bad?
     Celery's `task_time_limit` defaults to `None`: no limit. A task that hangs on a network
@@ -79,7 +90,12 @@ class TaskUnboundedRuntime(Rule):
     - **arq** bounds every job by `job_timeout` (300 s); `job_timeout = None` is reported.
 
     ## Fix safety
-    The fix inserts the framework's limit option with `default-time-limit` (300 s unless
+    On the app (one finding for its tasks), the fix writes the setting beside the app's other
+    settings: `CELERY_TASK_TIME_LIMIT = 300` in the Django settings module the app reads with
+    the `CELERY` namespace, `task_time_limit = 300` in its `config_from_object` module,
+    `app.conf.task_time_limit = 300` or a keyword of `app.conf.update(...)`; with a
+    `task_soft_time_limit` below it unless the app sets one (a hard limit above every soft
+    limit the tasks set). On a task, the fix inserts the framework's limit option with `default-time-limit` (300 s unless
     configured) in the framework's units (Dramatiq: `300000` ms); for Celery also a
     `soft_time_limit` below it, into the task decorator (or as class attributes of a
     class-based task); an explicit unbounded value is replaced. It is unsafe: a task that
@@ -313,6 +329,128 @@ class WorkerSettings:
 """, note="arq: every job is bounded by job_timeout (300 s) unless set otherwise"),
     ]
     INVALID = [
+        Invalid("""
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task
+def export(report_id):
+    pass
+
+@app.task(soft_time_limit=600)
+def resize(image_id):
+    pass
+""", expect=3, fixed="""
+from celery import Celery
+
+app = Celery("proj")
+app.conf.task_time_limit = 660
+app.conf.task_soft_time_limit = 594
+
+@app.task
+def export(report_id):
+    pass
+
+@app.task(soft_time_limit=600)
+def resize(image_id):
+    pass
+""", message="all 2 of its tasks", note="one finding on the app for its tasks; the limit stays above a task's own "
+                                      "soft limit"),
+        Invalid({
+            "manage.py": """
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+""",
+            "proj/__init__.py": "",
+            "proj/celery.py": """
+from celery import Celery
+
+app = Celery("proj")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+""",
+            "proj/settings.py": """
+DEBUG = False
+CELERY_BROKER_URL = "redis://redis:6379/0"
+CELERY_TASK_ACKS_LATE = True
+
+LANGUAGE_CODE = "en-us"
+""",
+            "proj/tasks.py": """
+from celery import shared_task
+
+@shared_task
+def export(report_id):
+    pass
+
+@shared_task
+def resize(image_id):
+    pass
+
+@shared_task(time_limit=60)
+def ping():
+    pass
+""",
+        }, expect=[("proj/celery.py", 3)], fixed={"proj/settings.py": """
+DEBUG = False
+CELERY_BROKER_URL = "redis://redis:6379/0"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 270
+
+LANGUAGE_CODE = "en-us"
+"""}, message="2 of its 3 tasks", note="Django: reported on the app, fixed in the settings module it reads"),
+        Invalid("""
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task(time_limit=60)
+def export(report_id):
+    pass
+
+@app.task(time_limit=60)
+def resize(image_id):
+    pass
+
+@app.task
+def ping():
+    pass
+""", expect=13, fixed="""
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task(time_limit=60)
+def export(report_id):
+    pass
+
+@app.task(time_limit=60)
+def resize(image_id):
+    pass
+
+@app.task(time_limit=300, soft_time_limit=270)
+def ping():
+    pass
+""", note="one task of three sets no limit: the outlier is reported, not the app"),
+        Invalid("""
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import AgeLimit, Retries
+
+dramatiq.set_broker(RedisBroker(middleware=[AgeLimit(), Retries()]))
+
+@dramatiq.actor
+def export(report_id):
+    pass
+
+@dramatiq.actor
+def resize(image_id):
+    pass
+""", expect=5, message="2 Dramatiq tasks", note="Dramatiq: the middleware list that leaves out TimeLimit is "
+                                                 "reported once, for its actors"),
         Invalid({
             "proj/__init__.py": "",
             "proj/tasks.py": """
@@ -552,19 +690,64 @@ async def render(page):
     def check(self, ctx: RuleContext) -> None:
         sites = [site for site in ctx.project.sites if _unbounded_written(site.norm.get("time_limit"))]
         reported_elsewhere = {id(site.norm["time_limit"].keyword) for site in sites}
+        unbounded = []
         for task in ctx.project.tasks:
             limit = task.norm.get("time_limit")
             if task.profile is None or limit is None or id(limit.keyword) in reported_elsewhere:
                 continue  # an unbounded middleware or queue setting is reported once, where it is written
+            if not _unbounded(limit.value) or task.limits_enforced is not True:
+                continue  # a limit; or one the runtime would not enforce anyway (QLT103's subject)
+            if not task.options_complete:
+                continue  # the limit may come from somewhere qlint cannot read
+            unbounded.append((task, limit))
+        once, singles = shared(unbounded, _cause, lambda key, members: _covered(ctx.project, key, members))
+        for key, members in once:
+            if key[0] == "app":
+                self._check_app(ctx, members[0][0].apps[0], members)
+            else:
+                self._check_setting(ctx, members)
+        for task, limit in singles:
             self._check_task(ctx, task, limit)
         for site in sites:
             self._check_site(ctx, site)
 
+    def _check_app(self, ctx: RuleContext, app, members) -> None:
+        """Two or more of the app's tasks, at least half of them, have no limit because the app
+        sets none: one finding on the app, whose fix writes the setting into its configuration."""
+        profile = members[0][0].profile
+        total = len(app_tasks(ctx.project, app))
+        hard = ctx.settings.default_time_limit
+        own_soft = [t.norm["soft_time_limit"].value for t, _ in members if "soft_time_limit" in t.norm]
+        own_soft = [v for v in own_soft if isinstance(v, (int, float)) and not _unbounded(v)]
+        if own_soft and max(own_soft) >= hard:
+            hard = int(max(own_soft)) + 60  # above every soft limit a task sets (else QLT102)
+        items = [(LIMIT_SETTINGS[0], profile.time_limit.text(hard))]
+        if LIMIT_SETTINGS[1] not in app.settings:
+            items.append((LIMIT_SETTINGS[1], profile.time_limit.text(soft_limit_below(hard))))
+        fix = None
+        placed = cb.setting_edits(ctx.project, app, items, lambda facts: ctx.sources.get(facts.path))
+        if placed is not None:
+            edits, path, written = placed
+            fix = ctx.fix(app.file, f"Write {', '.join(f'`{w}`' for w in written)} in `{ctx.display(path)}`", edits)
+        count = count_text(len(members), total, "task")
+        ctx.report(app.file, app.call.span,
+                   f"{profile.title} app `{app.qualified}` sets no `{LIMIT_SETTINGS[0]}` and {count} set no time "
+                   f"limit of their own, so they can run forever ({profile.title} sets none by default): set "
+                   f"`{LIMIT_SETTINGS[0]}` in the app's configuration", fix=fix)
+
+    def _check_setting(self, ctx: RuleContext, members) -> None:
+        """One setting (an app's `task_time_limit = 0`, a broker's middleware list without
+        TimeLimit) leaves two or more tasks unbounded: one finding where it is written."""
+        task, limit = members[0]
+        profile = task.profile
+        names = ", ".join(f"`{t.name}`" for t, _ in members[:3]) + (
+            f" and {len(members) - 3} more" if len(members) > 3 else "")
+        ctx.report(limit.file, limit.keyword.span,
+                   f"{len(members)} {profile.title} tasks ({names}) have no time limit because of this "
+                   f"`{limit.keyword.name}` ({where(limit)}): {profile.title} runs them unbounded and they can run "
+                   "forever")
+
     def _check_task(self, ctx: RuleContext, task, limit) -> None:
-        if not _unbounded(limit.value) or task.limits_enforced is not True:
-            return  # a limit; or one the runtime would not enforce anyway (QLT103's subject)
-        if not task.options_complete:
-            return  # the limit may come from somewhere qlint cannot read
         profile = task.profile
         unit = profile.time_limit
         items = self._items(ctx, task)
@@ -634,6 +817,31 @@ async def render(page):
         what = f"`{site.call.dotted or site.call.method}(...)`" if site.call is not None else site.kind
         ctx.report(site.file, limit.keyword.span, f"{what} sets `{limit.keyword.name}` to no limit "
                    f"({where(limit)}): the {site.profile.title} jobs it covers can run forever", fix=fix)
+
+
+# The app settings QLT101's app-level fix writes (Celery's names; other frameworks have no
+# app-wide limit setting, their shared causes are broker middleware).
+LIMIT_SETTINGS = ("task_time_limit", "task_soft_time_limit")
+
+
+def _cause(item) -> tuple | None:
+    """The one place whose setting would bound this task (principle 2), or None."""
+    task, limit = item
+    if limit.keyword is not None and limit.file is not None and not _own(task, limit):
+        return ("setting", id(limit.keyword))  # an app setting, a broker's middleware list, a shared base
+    if limit.source == "default" and task.profile.limit_setting and len(task.apps) == 1:
+        return ("app", id(task.apps[0]))
+    return None
+
+
+def _covered(project, key, members) -> int:
+    """How many tasks the setting behind ``key`` decides, for the "at least half" test."""
+    task, limit = members[0]
+    if key[0] == "app" or limit.source.startswith("setting "):
+        return len(app_tasks(project, task.apps[0])) if len(task.apps) == 1 else len(members)
+    if limit.source.startswith("a broker"):  # every actor of the framework's brokers
+        return sum(1 for t in project.tasks if t.framework == task.framework)
+    return len(members)
 
 
 def _own(task, limit) -> bool:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from qlint.fixers.calls import add_keywords, replace_value
+from qlint.fixers.calls import replace_value
 from qlint.frameworks import celery_brokers as cb
 from qlint.lint.context import RuleContext
-from qlint.lint.diagnostics import Edit, Severity
+from qlint.lint.diagnostics import Severity
 from qlint.lint.registry import Invalid, Rule, Valid, register
 
 
@@ -58,12 +58,15 @@ class WorkerWithoutChildRecycling(Rule):
 
     ## Fix safety
     The fix writes `worker_max_tasks_per_child = <max-tasks-per-child>` (1000 unless
-    configured) where the app's configuration is already written in the app's own module:
-    after its last top-level setting when the module is also the app's config module,
-    after an `app.conf.<key> = ...` assignment, or as a keyword of `app.conf.update(...)`
-    or `Celery(...)`. It is offered only where the new line is unconditional (top level of
-    the module); configuration in another file (a Django settings module) gets no fix, as a
-    fix edits the file its finding is reported in. It is unsafe: child processes are now
+    configured) where the app's configuration lives, beside the settings it already has:
+    `CELERY_WORKER_MAX_TASKS_PER_CHILD = 1000` in the Django settings module the app reads
+    with the `CELERY` namespace (after its last top-level `CELERY_` setting, or at its end),
+    the same in a `config_from_object` module, after an `app.conf.<key> = ...` assignment,
+    as a keyword of `app.conf.update(...)` or `Celery(...)`, else as
+    `app.conf.worker_max_tasks_per_child = 1000` right after `app = Celery(...)` (Celery keeps
+    settings written on `app.conf` before `config_from_object`). The finding stays on the app;
+    its fix may edit another file. A new line is only written at the top level of a module
+    (under an `if` it would be conditional). It is unsafe: child processes are now
     replaced periodically, which costs a fork and the app's import time, and per-process
     state (caches, connections) is rebuilt.
 
@@ -228,8 +231,15 @@ from celery import shared_task
 def resize(image_id):
     pass
 """,
-        }, expect=[("proj/celery.py", 3)], note="Django settings: reported on the app; a fix can only edit the "
-           "file it is reported in, so none is offered"),
+        }, expect=[("proj/celery.py", 3)], fixed={"proj/settings.py": """
+DEBUG = False
+CELERY_BROKER_URL = "redis://redis:6379/0"
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_MAX_TASKS_PER_CHILD = 1000
+if DEBUG:
+    CELERY_TASK_ALWAYS_EAGER = False
+TIME_ZONE = "UTC"
+"""}, note="Django settings: reported on the app, fixed in the settings module it reads (not under the `if`)"),
         Invalid("""
 from celery import Celery
 
@@ -281,7 +291,16 @@ app = Celery("proj")
 @app.task
 def resize(image_id):
     pass
-""", expect=3, note="no configuration written anywhere: no place for a fix"),
+""", expect=3, fixed="""
+from celery import Celery
+
+app = Celery("proj")
+app.conf.worker_max_tasks_per_child = 1000
+
+@app.task
+def resize(image_id):
+    pass
+""", note="no configuration written anywhere: the setting goes right after the app"),
         Invalid("""
 from celery import Celery
 
@@ -318,7 +337,19 @@ def configure():
 @app.task
 def resize(image_id):
     pass
-""", expect=3, note="a setting inside a function is no place for a fix"),
+""", expect=3, fixed="""
+from celery import Celery
+
+app = Celery("proj")
+app.conf.worker_max_tasks_per_child = 1000
+
+def configure():
+    app.conf.task_acks_late = True
+
+@app.task
+def resize(image_id):
+    pass
+""", note="a setting inside a function is no place for the new one: it goes after the app"),
     ]
 
     def check(self, ctx: RuleContext) -> None:
@@ -351,18 +382,8 @@ def resize(image_id):
         if written is not None and written.keyword is not None and written.file is app.file and \
                 written.keyword.value.kind == "const":
             return ctx.fix(app.file, f"Set `{key}` to {value}", [replace_value(written.keyword, value)])
-        for spot in cb.config_spots(ctx.project, app):
-            if spot.file is not app.file:
-                continue  # a fix edits the file its finding is in
-            src = ctx.source(spot.file)
-            if spot.style == "call" and spot.call is not None:
-                if spot.call.has_star:
-                    continue
-                edits = add_keywords(src, spot.call, [(key, value)])
-            else:
-                placed = spot.insertion(src.utf8, src.newline, key, value)
-                if placed is None:
-                    continue
-                edits = [Edit(placed[0], placed[0], placed[1])]
-            return ctx.fix(spot.file, f"Set `{key}` to {value}", edits)
-        return None
+        placed = cb.setting_edits(ctx.project, app, [(key, value)], lambda facts: ctx.sources.get(facts.path))
+        if placed is None:
+            return None
+        edits, path, written = placed
+        return ctx.fix(app.file, f"Write `{written[0]}` in `{ctx.display(path)}`", edits)
