@@ -113,6 +113,9 @@ OPTIONS: tuple[Option, ...] = (
            'non-production = ["tests/", "examples/"]'),
     Option("extend-non-production", _str_list, [], "Patterns of non-production files in addition to "
            "`non-production`.", "list[str]", 'extend-non-production = ["sandbox/", "load_tests/"]'),
+    Option("src", _str_list, [".", "src"], "Source roots, relative to the project root, as ruff's `src`: a module "
+           "in no regular package (no `__init__.py` above it) is named by its path from the deepest source root "
+           "holding it (`proj/celery.py` is `proj.celery`).", "list[str]", 'src = [".", "src", "backend"]'),
     Option("respect-gitignore", _bool, True, "Skip files that `.gitignore` files ignore.", "bool",
            "respect-gitignore = false"),
     Option("unsafe-fixes", _bool, False, "Apply unsafe fixes with `--fix` (as `--unsafe-fixes`).", "bool",
@@ -147,6 +150,7 @@ class Settings:
     extend_exclude: list[str] = field(default_factory=list)
     non_production: list[str] | None = None
     extend_non_production: list[str] = field(default_factory=list)
+    src: list[str] = field(default_factory=lambda: [".", "src"])
     respect_gitignore: bool = True
     unsafe_fixes: bool = False
     output_format: str = "full"

@@ -20,7 +20,7 @@ from qlint.lint import extract, parallel, prefilter
 from qlint.lint.cache import FactCache, file_key
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Diagnostic
-from qlint.lint.extract import module_name
+from qlint.lint.modules import ModuleNames
 from qlint.lint.facts import FileFacts
 from qlint.lint.model import Project
 from qlint.lint.noqa import Suppressions
@@ -94,6 +94,8 @@ class Linter:
         self.rules = rules
         self.use_prefilter = use_prefilter
         self.production = classifier(settings)
+        self.names = ModuleNames([Path(settings.root) / src for src in settings.src])
+        self.aliases: dict[str, str] = {}  # another name a module is imported by -> its name
         self.sources: dict[str, SourceFile] = {}
         self.facts: dict[str, FileFacts] = {}
         self.modules: dict[str, tuple[Path, bool]] = {}  # module name -> (path, is_package), unparsed ones
@@ -118,12 +120,12 @@ class Linter:
     def load(self, paths: list[Path], context: list[Path] = ()) -> None:
         """Read ``paths``; ``context`` files are only parsed if a checked file's facts refer to them."""
         for path in context:
-            name, is_pkg = module_name(path)
+            name, is_pkg = self._module_name(path)
             self.modules.setdefault(name, (path, is_pkg))
         extraction = parallel.Extraction(self.workers)
         for path in paths:
             self.checked += 1
-            name, is_pkg = module_name(path)
+            name, is_pkg = self._module_name(path)
             if not self.production.is_production(path) and str(path) not in self.named:
                 # Test and example code is context: parsed only if production code refers to it.
                 self.modules.setdefault(name, (path, is_pkg))
@@ -214,6 +216,13 @@ class Linter:
             self.cache.put(key, skip=True, seeds=seeds)
         return ok and not self._selected_seeds.intersection(seeds)
 
+    def _module_name(self, path: Path) -> tuple[str, bool]:
+        """The module's name (qlint.lint.modules), its other import names remembered."""
+        name, is_pkg = self.names.name(path)
+        for alias in self.names.aliases(path):
+            self.aliases.setdefault(alias, name)
+        return name, is_pkg
+
     def _key(self, path: Path, raw: bytes, name: str, is_pkg: bool) -> str:
         key = self._keys.get(str(path))
         if key is None:
@@ -236,7 +245,7 @@ class Linter:
     def add_source(self, src: SourceFile, module: str | None = None) -> None:
         """A file given on stdin (or re-read after a fix)."""
         self.checked += 1
-        name, is_pkg = module_name(src.path) if module is None else (module, False)
+        name, is_pkg = self._module_name(src.path) if module is None else (module, False)
         self._extract(src, name, is_pkg)
         self._close()
 
@@ -362,7 +371,7 @@ class Linter:
 
     def _project(self) -> Project:
         return Project(list(self.facts.values()), loader=self._load_module, module_names=list(self.modules),
-                       production=self.production.is_production)
+                       production=self.production.is_production, aliases=self.aliases)
 
     def model(self) -> Project:
         """The project model with every framework's apps and tasks collected (``qlint tasks``)."""
@@ -458,5 +467,5 @@ class Linter:
             self.sources[key] = src
             return
         old = self.facts.get(key)
-        name, is_pkg = (old.module, old.is_package) if old else module_name(src.path)
+        name, is_pkg = (old.module, old.is_package) if old else self._module_name(src.path)
         self._extract(src, name, is_pkg)

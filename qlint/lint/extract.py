@@ -12,10 +12,7 @@ Names are resolved through an import table built during the same walk.
 from __future__ import annotations
 
 import ast
-import os
 import warnings
-from functools import lru_cache
-from pathlib import Path
 
 from qlint.lint.facts import (
     AttrAssign,
@@ -30,6 +27,7 @@ from qlint.lint.facts import (
     Value,
 )
 from qlint.lint import newer_syntax
+from qlint.lint.modules import module_name
 from qlint.lint.scan import closing_parens_end, comment_end, header_colon, line_starts, matching_close
 from qlint.lint.source import SourceFile
 
@@ -76,51 +74,6 @@ _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 # Nodes without children or facts: contexts, operators, constants.
 _LEAVES = frozenset({ast.Load, ast.Store, ast.Del, ast.Constant, *ast.operator.__subclasses__(),
                      *ast.unaryop.__subclasses__(), *ast.boolop.__subclasses__(), *ast.cmpop.__subclasses__()})
-
-
-@lru_cache(maxsize=4096)
-def _is_package_dir(directory: Path) -> bool:
-    return (directory / "__init__.py").is_file()
-
-
-@lru_cache(maxsize=4096)
-def _is_repo_root(directory: Path) -> bool:
-    return (directory / ".git").exists()
-
-
-def module_name(path: Path) -> tuple[str, bool]:
-    """Dotted module name from the package folders above ``path``; (name, is_package).
-
-    Folders without ``__init__.py`` between a file and a package above it are namespace
-    packages (``proj/__init__.py`` + ``proj/sub/tasks.py`` is ``proj.sub.tasks``), as Python
-    and Celery's task names see them.
-    """
-    folder, _, filename = os.fspath(path).rpartition(os.sep)
-    stem = filename.rpartition(".")[0] if "." in filename.lstrip(".") else filename
-    parts = list(_package_parts(folder or "."))
-    if stem != "__init__":
-        parts.append(stem)
-    return ".".join(parts) or stem, stem == "__init__"
-
-
-@lru_cache(maxsize=4096)
-def _package_parts(folder_name: str) -> tuple[str, ...]:
-    """The package names a module in ``folder_name`` sits in (computed once per folder)."""
-    folder = Path(folder_name)
-    directory = folder.resolve() if folder.exists() else folder
-    chain = []  # folders from the file's upwards
-    top = -1  # index in ``chain`` of the highest folder that is a regular package
-    current = directory
-    for index in range(12):
-        if not current.name:
-            break
-        chain.append(current.name)
-        if _is_package_dir(current):
-            top = index
-        if _is_repo_root(current) or current.parent == current:
-            break
-        current = current.parent
-    return tuple(reversed(chain[: top + 1])) if top >= 0 else ()
 
 
 def dotted_name(node: ast.AST) -> str:

@@ -238,7 +238,8 @@ class Project:
     """All files' facts, indexed by module, with cross-module resolution."""
 
     def __init__(self, files: list[FileFacts], loader: Callable[[str], FileFacts | None] | None = None,
-                 module_names: Iterable[str] = (), production: Callable[[str], bool] | None = None) -> None:
+                 module_names: Iterable[str] = (), production: Callable[[str], bool] | None = None,
+                 aliases: dict[str, str] | None = None) -> None:
         self.files = list(files)
         # Whether a file runs in production (qlint.lint.production): the others are resolved by
         # name when production code refers to them, but never scanned for apps, settings, tasks
@@ -252,6 +253,7 @@ class Project:
         # prefilter never hides a constant or a config module a parsed file refers to.
         self._loader = loader
         self._known_modules = set(module_names) | set(self.by_module)
+        self.aliases = aliases or {}  # ``server.polar.worker`` -> ``polar.worker`` (qlint.lint.modules)
         self._load_enabled = True
         self._canonical: dict[tuple[str, bool, int], str] = {}
         self.tasks: list[Task] = []
@@ -273,6 +275,9 @@ class Project:
 
     def module(self, name: str) -> FileFacts | None:
         facts = self.by_module.get(name)
+        if facts is None and name not in self._known_modules and name in self.aliases:
+            name = self.aliases[name]
+            facts = self.by_module.get(name)
         if facts is None and self._loader is not None and self._load_enabled and name in self._known_modules:
             self._known_modules.discard(name)
             facts = self._loader(name)
