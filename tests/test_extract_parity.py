@@ -25,6 +25,37 @@ from qlint.lint.source import SourceFile
 ROOT = Path(__file__).resolve().parent.parent
 
 TRICKY = {
+    "factories": """
+        import functools
+        import dramatiq
+        from dramatiq import actor as _actor
+
+        def actor(actor_class=dramatiq.Actor, queue_name=None, *args, priority: int = 0, broker=None, **options):
+            if queue_name is None:
+                queue_name = "low"
+            def decorator(fn):
+                @functools.wraps(fn)
+                async def _wrapped(*a, **k):
+                    total = 0
+                    total += 1
+                    return await fn(*a, **k)
+                _actor(_wrapped, actor_class=actor_class, queue_name=queue_name, **options)
+                return _wrapped
+            return decorator
+
+        def task(fn=None, *, retries=3):
+            return app.task(bind=True, max_retries=retries)(fn)
+
+        def passthrough(fn, *rest):
+            register(*rest)
+            wrap(fn)(fn)
+            other(fn=fn)
+            return fn
+
+        class Holder:
+            def method(self, fn, limit=10):
+                return shared_task(fn, time_limit=limit)
+        """,
     "parenthesized": '''
         from celery import shared_task
         x = (foo.delay(1))

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword, Span, Value
+from qlint.frameworks._wrappers import (  # noqa: F401 - re-exported
+    DecoratorMatch, is_or_subclass, match_decorator, wrapper_names)
 from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Task, seconds
-
-PARTIAL = frozenset({"functools.partial"})
 
 
 @dataclass
@@ -60,66 +60,6 @@ def _constructs(project: Project, call: CallFact, is_class: Callable[[str], bool
         return is_or_subclass(project, project.canonical(call.qualified), is_class)
 
 
-def is_or_subclass(project: Project, qualified: str, accept: Callable[[str], bool], depth: int = 0) -> bool:
-    """``qualified`` is accepted, or is a project class with an accepted class among its bases."""
-    if accept(qualified):
-        return True
-    if depth > 6:
-        return False
-    found = project.class_named(qualified)
-    if found is None:
-        return False
-    return any(b.kind == "name" and is_or_subclass(project, project.canonical(b.qualified), accept, depth + 1)
-               for b in found[1].bases)
-
-
-@dataclass
-class DecoratorMatch:
-    target: str  # the framework callable the decorator reaches, e.g. "dramatiq.actor"
-    defaults: dict[str, tuple[Keyword, FileFacts]] = field(default_factory=dict)  # a wrapper's options
-    wrapper: str = ""
-    accepts_options: bool = True
-
-
-def match_decorator(project: Project, dec: CallFact, is_target: Callable[[str], bool],
-                    depth: int = 0) -> DecoratorMatch | None:
-    """Whether ``dec`` reaches a framework decorator, directly, through an alias or re-export,
-    ``functools.partial`` or a project factory that returns the decorator."""
-    if depth > 4 or not dec.qualified:
-        return None
-    target = project.canonical(dec.qualified)
-    if is_or_subclass(project, target, is_target):  # RQ's ``job`` is a class: projects subclass it
-        return DecoratorMatch(target)
-    assigned = project.assignment(target)
-    if assigned is not None:
-        where, kw = assigned
-        v = kw.value
-        if v.kind == "call" and v.call is not None and project.canonical(v.call.qualified) in PARTIAL \
-                and v.call.args and v.call.args[0].kind == "name":
-            inner = v.call.args[0]
-            fake = CallFact(dotted=inner.dotted, qualified=inner.qualified, span=inner.span, is_call=False)
-            found = match_decorator(project, fake, is_target, depth + 1)
-            if found is not None:
-                defaults = {**found.defaults, **{k: (kw2, where) for k, kw2 in v.call.kwargs.items()}}
-                return DecoratorMatch(found.target, defaults, target, found.accepts_options)
-        if v.kind == "call" and v.call is not None and depth == 0:
-            found = match_decorator(project, v.call, is_target, depth + 1)
-            if found is not None:  # ``background = dramatiq.actor(max_retries=3)`` used as ``@background``
-                defaults = {**found.defaults, **{k: (kw2, where) for k, kw2 in v.call.kwargs.items()}}
-                return DecoratorMatch(found.target, defaults, target, accepts_options=False)
-    factory = project.function_named(target)
-    if factory is not None:
-        where, fn = factory
-        for ret in fn.returns:
-            if ret.call is not None:
-                found = match_decorator(project, ret.call, is_target, depth + 1)
-                if found is not None:
-                    defaults = {**found.defaults, **{k: (kw2, where) for k, kw2 in ret.call.kwargs.items()}}
-                    passes = any(p.kind == "kwarg" for p in fn.params)
-                    return DecoratorMatch(found.target, defaults, target, passes and found.accepts_options)
-    return None
-
-
 def resolved(project: Project, kw: Keyword, facts: FileFacts, source: str) -> Resolved:
     folded = project.fold(kw.value)
     return Resolved(folded.value, source, kw, facts, folded.env)
@@ -127,21 +67,27 @@ def resolved(project: Project, kw: Keyword, facts: FileFacts, source: str) -> Re
 
 def decorated_task(project: Project, profile: Profile, facts: FileFacts, fn: FunctionFact, dec: CallFact,
                    match: DecoratorMatch) -> Task:
-    """A task defined by a decorator, with its options: a wrapper's defaults, then the decorator's keywords."""
+    """A task defined by a decorator, with the options its framework decorator receives (the
+    decorator's keywords, a wrapper's defaults and literals, a factory's parameters bound)."""
     task = Task(profile.name, fn.name, facts, anchor=Span(fn.span.start, fn.span.start), header=fn.header,
                 function=fn, decorator=dec, is_async=fn.is_async, wrapper=match.wrapper,
-                accepts_options=match.accepts_options, profile=profile)
-    level: dict[str, Resolved] = {}
-    for name, (kw, where) in match.defaults.items():
-        level[name] = resolved(project, kw, where, f"wrapper {match.wrapper}")
-    for name, kw in dec.kwargs.items():
-        level[name] = resolved(project, kw, facts, "decorator")
-    task.levels["decorator"] = level
-    if dec.has_star:
-        level_star = Resolved(UNKNOWN, "decorator")
-        task.levels["decorator"]["**"] = level_star
-    task.options = {k: v for k, v in level.items() if k != "**"}
+                accepts_options=match.accepts_options, profile=profile, declared_by=list(match.chain))
+    task.levels["decorator"] = option_level(project, match, facts)
+    task.options = {k: v for k, v in task.levels["decorator"].items() if k != "**"}
     return task
+
+
+def option_level(project: Project, match: DecoratorMatch, facts: FileFacts) -> dict[str, Resolved]:
+    """The options of one use of a decorator as ``Resolved`` values (``"**"`` when some are hidden)."""
+    level: dict[str, Resolved] = {}
+    for name, (kw, where, source) in match.options.items():
+        if kw is None:
+            level[name] = Resolved(UNKNOWN, source)
+        else:
+            level[name] = resolved(project, kw, where or facts, source)
+    if match.hidden:
+        level["**"] = Resolved(UNKNOWN, "decorator")
+    return level
 
 
 def undecorated_task(profile: Profile, facts: FileFacts, fn: FunctionFact) -> Task:

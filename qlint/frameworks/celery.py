@@ -7,9 +7,8 @@ class-based tasks) with effective options and their sources.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-from qlint.frameworks._shapes import invalid_duration
+from qlint.frameworks._shapes import invalid_duration, match_decorator, option_level, wrapper_names
 from qlint.manifests.commands import Probe, WorkerCli
 from qlint.frameworks.celery_settings import OLD_TO_NEW, SETTINGS
 from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword, Span, Value
@@ -25,7 +24,6 @@ TASK_BASES = frozenset({
     "celery.Task", "celery.app.Task", "celery.app.task.Task", "celery.task.Task", "celery.task.base.Task",
     "celery.contrib.django.task.DjangoTask", "celery.contrib.abortable.AbortableTask",
 })
-PARTIAL = frozenset({"functools.partial"})
 # Packages that fill a Django settings module at run time (names qlint cannot see).
 DYNAMIC_SETTINGS = frozenset({"split_settings", "configurations", "dynaconf"})
 
@@ -91,15 +89,6 @@ RESULT_SOURCES = frozenset({"delay", "apply_async", "AsyncResult", "send_task", 
 SERIALIZER_SETTINGS = ("task_serializer", "result_serializer", "event_serializer", "accept_content",
                        "result_accept_content")
 PICKLE_NAMES = ("pickle", "application/x-python-serialize")
-
-
-@dataclass
-class _DecoratorInfo:
-    apps: list[App] | None  # None: shared (bound to every app in the project)
-    defaults: dict[str, Keyword]  # options a wrapper supplies
-    defaults_file: FileFacts | None
-    wrapper: str
-    accepts_options: bool = True
 
 
 # ``celery worker`` / ``celery beat`` (celery/bin/worker.py, beat.py, 5.7).
@@ -236,7 +225,7 @@ def _collect_tasks(project: Project) -> None:
         _configure(project, app)
     for facts in project.parsed_files():
         for fn in facts.functions:
-            if fn.decorators and fn.class_name is None:
+            if fn.decorators and fn.class_name is None and not fn.outer:  # not a factory's template
                 task = _function_task(project, facts, fn, by_name, apps)
                 if task is not None:
                     project.tasks.append(task)
@@ -502,77 +491,46 @@ def setting(app: App, key: str) -> Resolved | None:
 
 # -- tasks -----------------------------------------------------------------------------
 
-def _decorator_info(project: Project, dec: CallFact, by_name: dict[str, App], depth: int = 0) -> _DecoratorInfo | None:
-    if depth > 4 or not dec.qualified:
-        return None
+def _task_decorators(project: Project, by_name: dict[str, App]):
+    """The test of Celery's task decorators for the wrapper walk (qlint.frameworks._wrappers):
+    ``shared_task``, ``current_app.task`` and ``<app>.task`` of an app of the project (an app in
+    a module not parsed yet is found on the way)."""
+    def is_target(qualified: str) -> bool:
+        if qualified in SHARED_TASK:
+            return True
+        head, _, last = qualified.rpartition(".")
+        if last != "task":
+            return False
+        return head in CURRENT_APP or head in by_name or _lazy_app(project, head, by_name) is not None
+    return is_target
+
+
+def _decorator_match(project: Project, dec: CallFact, facts: FileFacts | None, by_name: dict[str, App]):
+    # A decorator not spelled like a task decorator is resolved through parsed files only: the
+    # modules that define wrappers are parsed (the prefilter's closure), and loading every module
+    # a decorator comes from would parse most of a large project for nothing.
     with project.parsed_only("task" not in dec.dotted.lower()):
-        return _resolve_decorator(project, dec, by_name, depth)
+        return match_decorator(project, dec, _task_decorators(project, by_name), facts)
 
 
-def _resolve_decorator(project: Project, dec: CallFact, by_name: dict[str, App], depth: int) -> _DecoratorInfo | None:
-    target = project.canonical(dec.qualified)
-    if target in SHARED_TASK:
-        return _DecoratorInfo(None, {}, None, "")
-    head, _, last = target.rpartition(".")
-    if last == "task":
-        app = by_name.get(head) or _lazy_app(project, head, by_name)
-        if app is not None:
-            return _DecoratorInfo([app], {}, None, "")
-        if head in CURRENT_APP:
-            return _DecoratorInfo(None, {}, None, "")
-    # A project wrapper: ``task = partial(shared_task, bind=True)`` or a decorator factory.
-    assigned = project.assignment(target)
-    if assigned is not None:
-        where, kw = assigned
-        v = kw.value
-        if v.kind == "call" and v.call is not None and project.canonical(v.call.qualified) in PARTIAL and v.call.args:
-            inner = v.call.args[0]
-            if inner.kind == "name":
-                fake = CallFact(dotted=inner.dotted, qualified=inner.qualified, span=inner.span, is_call=False)
-                info = _decorator_info(project, fake, by_name, depth + 1)
-                if info is not None:
-                    defaults = {**info.defaults, **v.call.kwargs}
-                    return _DecoratorInfo(info.apps, defaults, where, target, accepts_options=info.accepts_options)
-        if v.kind == "call" and v.call is not None and depth == 0:
-            # ``task = app.task(...)`` used as ``@task``: the call's result is the decorator,
-            # and it takes the function, not options.
-            info = _decorator_info(project, v.call, by_name, depth + 1)
-            if info is not None:
-                return _DecoratorInfo(info.apps, {**info.defaults, **v.call.kwargs}, where, target,
-                                      accepts_options=False)
-    factory = project.function_named(target)
-    if factory is not None:
-        where, fn = factory
-        for ret in fn.returns:
-            if ret.call is not None:
-                info = _decorator_info(project, ret.call, by_name, depth + 1)
-                if info is not None:
-                    defaults = {k: kw for k, kw in ret.call.kwargs.items()}
-                    passes_options = any(p.kind == "kwarg" for p in fn.params)
-                    return _DecoratorInfo(info.apps, {**info.defaults, **defaults}, where, target,
-                                          accepts_options=passes_options and info.accepts_options)
-    return None
+def _apps_of(target: str, by_name: dict[str, App]) -> list[App] | None:
+    """The app a task decorator binds to; None for a shared one (every app the process creates)."""
+    head = target.rpartition(".")[0]
+    return [by_name[head]] if head in by_name else None
 
 
 def _function_task(project: Project, facts: FileFacts, fn: FunctionFact, by_name, apps) -> Task | None:
     for dec in fn.decorators:
-        info = _decorator_info(project, dec, by_name)
-        if info is None:
+        match = _decorator_match(project, dec, facts, by_name)
+        if match is None:
             continue
-        task_apps, ambiguous = (info.apps, "") if info.apps is not None else _shared_apps(facts, apps)
+        own = _apps_of(match.target, by_name)
+        task_apps, ambiguous = (own, "") if own is not None else _shared_apps(facts, apps)
         task = Task(FRAMEWORK, fn.name, facts, anchor=Span(fn.span.start, fn.span.start), header=fn.header,
-                    function=fn, decorator=dec, apps=task_apps, is_async=fn.is_async, wrapper=info.wrapper,
-                    accepts_options=info.accepts_options, profile=PROFILE)
-        level: dict[str, Resolved] = {}
-        for name, kw in info.defaults.items():
-            folded = project.fold(kw.value)
-            level[name] = Resolved(folded.value, f"wrapper {info.wrapper}", kw, info.defaults_file, folded.env)
-        for name, kw in dec.kwargs.items():
-            folded = project.fold(kw.value)
-            level[name] = Resolved(folded.value, "decorator", kw, facts, folded.env)
+                    function=fn, decorator=dec, apps=task_apps, is_async=fn.is_async, wrapper=match.wrapper,
+                    accepts_options=match.accepts_options, profile=PROFILE, declared_by=list(match.chain))
+        level = option_level(project, match, facts)
         task.levels["decorator"] = level
-        if dec.has_star:
-            task.levels["decorator"]["**"] = Resolved(UNKNOWN, "decorator")
         name_opt = level.get("name")
         task.name = name_opt.value if name_opt and isinstance(name_opt.value, str) else f"{facts.module}.{fn.name}"
         base_kw = level.get("base")
@@ -844,31 +802,15 @@ def is_pickle(value) -> bool:
     return isinstance(value, str) and value.strip().lower() in PICKLE_NAMES
 
 
-def _may_wrap(value: Value) -> bool:
-    """Cheap test before resolving: a decorator wrapper's text always names a task decorator."""
-    if value.kind == "name":
-        return "task" in value.dotted
-    if value.kind == "call" and value.call is not None:
-        call = value.call
-        return "task" in call.dotted or any(a.kind == "name" and "task" in a.dotted for a in call.args[:1])
-    return False
-
-
 def exported_names(project: Project) -> set[str]:
     """Names a file must spell to define a Celery task through something the project binds:
-    apps, decorator wrappers and task classes (the prefilter's closure reads this)."""
+    decorator wrappers and factories, and task classes (the prefilter's closure reads this)."""
     apps = {a.qualified: a for a in _find_apps(project)}
     # App names are not needed: every use of an app that yields a fact spells a seed token
     # (``.task``, ``.Task``, ``.conf``, ``config_from_object``), and names such as ``app``
     # appear in most files of a Django project.
-    names: set[str] = set()
+    names = wrapper_names(project, _task_decorators(project, apps))
     for facts in project.parsed_files():
-        candidates = [name for name, kw in facts.assigns.items() if _may_wrap(kw.value)]
-        candidates += [fn.name for fn in facts.functions if fn.depth == 0 and any(_may_wrap(r) for r in fn.returns)]
-        for name in candidates:
-            fake = CallFact(dotted=name, qualified=f"{facts.module}.{name}", span=Span(0, 0), is_call=False)
-            if name not in names and _decorator_info(project, fake, apps) is not None:
-                names.add(name)
         for cls in facts.classes:
             if cls.qualname == cls.name and _is_task_class(project, facts, cls, apps):
                 names.add(cls.name)

@@ -12,7 +12,7 @@ import math
 
 from qlint.frameworks._shapes import (
     all_calls, chain_of, class_methods, decorated_task, function_for, imports_package, inner_class, invalid_duration,
-    match_decorator, resolved,
+    is_or_subclass, match_decorator, resolved, wrapper_names,
     scaled,
 )
 from qlint.lint.facts import CallFact, ClassFact, FileFacts, Keyword, Span, Value
@@ -65,6 +65,11 @@ def _is_broker(name: str) -> bool:
     return name.startswith("dramatiq.") and name.endswith("Broker")
 
 
+def _broker_class(project: Project, call: CallFact) -> bool:
+    """``RedisBroker(...)``, or a project subclass of a Dramatiq broker."""
+    return is_or_subclass(project, project.canonical(call.qualified), _is_broker)
+
+
 def _middleware_name(project: Project, value: Value) -> str | None:
     if value.kind == "call" and value.call is not None:
         return project.canonical(value.call.qualified).rpartition(".")[2] or None
@@ -81,6 +86,9 @@ class _Brokers:
         self.implicit = 0  # brokers keeping the default list
         self.unknown = False  # a middleware list qlint cannot read
         self.added: set[str] = set()
+        # ``dramatiq.set_broker(x)`` with ``x`` built where qlint does not look (a function's result):
+        # the project has a broker whose middleware qlint has not seen.
+        self.elsewhere = False
         self.middleware: dict[str, list[tuple[FileFacts, CallFact]]] = {}
         self.sites: list[Site] = []
         for facts in project.parsed_files():
@@ -90,12 +98,14 @@ class _Brokers:
                 if value.kind == "call" and value.call is not None:
                     base = chain_of(value.call)[0]
                     # A broker class is spelled ``...Broker``; resolving every call would parse the project.
-                    if base.dotted.endswith("Broker") and _is_broker(project.canonical(base.qualified)):
+                    if base.dotted.endswith("Broker") and _broker_class(project, base):
                         self._broker(project, facts, base)
             for call in all_calls(facts):
+                if call.method == "set_broker" and call.args and call.args[0].call is None:
+                    self.elsewhere = True
                 if call.method == "set_broker" and call.args and call.args[0].call is not None:
                     base = chain_of(call.args[0].call)[0]  # ``dramatiq.set_broker(RedisBroker(...))``
-                    if base.dotted.endswith("Broker") and _is_broker(project.canonical(base.qualified)):
+                    if base.dotted.endswith("Broker") and _broker_class(project, base):
                         self._broker(project, facts, base)
                 if call.method == "add_middleware" and call.args and imports_package(facts, ("dramatiq",)):
                     name = _middleware_name(project, call.args[0])
@@ -132,6 +142,8 @@ class _Brokers:
             return True
         if self.unknown:
             return None
+        if not self.explicit and not self.implicit and self.elsewhere:
+            return None  # the project builds its broker where qlint does not read it
         if any(name in names for names, _, _ in self.explicit):
             return True
         if self.implicit or not self.explicit:
@@ -139,10 +151,14 @@ class _Brokers:
         return False
 
     def option(self, project: Project, middleware: str, option: str) -> Resolved | None:
+        """The option a middleware is constructed with; UNKNOWN when a middleware list qlint
+        cannot read may construct it; None when no broker sets it (the middleware's default)."""
         for facts, call in self.middleware.get(middleware, ()):
             kw = call.kwargs.get(option)
             if kw is not None:
                 return resolved(project, kw, facts, f"{middleware}(...) middleware")
+        if self.installed(middleware) is None:
+            return Resolved(UNKNOWN, "a broker middleware list qlint cannot read")
         return None
 
 
@@ -152,11 +168,11 @@ def collect(project: Project) -> None:
     tasks: list[Task] = []
     for facts in project.parsed_files():
         for fn in facts.functions:
-            if not fn.decorators or fn.class_name is not None:
+            if not fn.decorators or fn.class_name is not None or fn.outer:  # fn.outer: a factory's template
                 continue
             for dec in fn.decorators:
                 with project.parsed_only("actor" not in dec.dotted.lower()):
-                    match = match_decorator(project, dec, ACTOR.__contains__)
+                    match = match_decorator(project, dec, ACTOR.__contains__, facts)
                 if match is None:
                     continue
                 task = decorated_task(project, PROFILE, facts, fn, dec, match)
@@ -339,16 +355,10 @@ def _sites(project: Project, brokers: _Brokers, tasks: list[Task]) -> list[Site]
 
 
 def exported_names(project: Project) -> set[str]:
-    """Wrappers of ``dramatiq.actor`` and project GenericActor bases a task module must spell."""
-    names: set[str] = set()
+    """Wrappers and factories of ``dramatiq.actor`` and project GenericActor bases a task
+    module must spell."""
+    names = wrapper_names(project, ACTOR.__contains__)
     for facts in project.parsed_files():
-        for name, kw in facts.assigns.items():
-            call = kw.value.call if kw.value.kind == "call" else None
-            if "actor" in name.lower() or call is not None and (
-                    "actor" in call.dotted.lower() or any("actor" in a.dotted.lower() for a in call.args[:1])):
-                fake = CallFact(dotted=name, qualified=f"{facts.module}.{name}", span=Span(0, 0), is_call=False)
-                if match_decorator(project, fake, ACTOR.__contains__) is not None:
-                    names.add(name)
         for cls in facts.classes:
             if cls.qualname == cls.name and _generic_chain(project, facts, cls) is not None:
                 names.add(cls.name)

@@ -92,7 +92,7 @@ def collect(project: Project) -> None:
     tasks: list[Task] = []
     for facts in project.parsed_files():
         for fn in facts.functions:
-            if not fn.decorators or fn.class_name is not None:
+            if not fn.decorators or fn.class_name is not None or fn.outer:  # fn.outer: a factory's template
                 continue
             for dec in fn.decorators:
                 with project.parsed_only("task" not in dec.dotted.lower()):

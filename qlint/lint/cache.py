@@ -29,11 +29,11 @@ from qlint.lint.atomic import replace_file
 CACHE_DIR = ".qlint_cache"
 TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by qlint.\n"
 # Bump when the shape of the facts changes without a version change (development builds).
-SCHEMA = "15"
+SCHEMA = "16"
 _CLASSES = {cls.__name__: cls for cls in (
     facts_module.Span, facts_module.Value, facts_module.Keyword, facts_module.CallFact, facts_module.HandlerFact,
     facts_module.Param, facts_module.FunctionFact, facts_module.ClassFact, facts_module.AttrAssign,
-    facts_module.FileFacts,
+    facts_module.FileFacts, facts_module.Application,
 )}
 
 

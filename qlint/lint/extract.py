@@ -15,6 +15,7 @@ import ast
 import warnings
 
 from qlint.lint.facts import (
+    Application,
     AttrAssign,
     CallFact,
     ClassFact,
@@ -118,6 +119,9 @@ class _Extractor:
         self.withs: list[list[Value]] = []
         self._saved_functions: list[list[FunctionFact]] = []
         self._bodies: list[list[ast.stmt]] = []  # the body of each function on ``functions``
+        # Per function on ``functions``: its parameters and the functions defined in its body,
+        # the local callables a decorator factory applies a framework decorator to.
+        self._callables: list[set[str]] = []
         self._spans: dict[tuple[int, int], Span] = {}
     # -- positions -------------------------------------------------------------------
     def span(self, node: ast.AST) -> Span:
@@ -325,6 +329,8 @@ class _Extractor:
             elif isinstance(arg, ast.keyword):
                 if arg.arg is None:
                     fact.has_star = True
+                    if not fact.double_star and isinstance(arg.value, ast.Name):
+                        fact.double_star = arg.value.id
                     continue
                 nxt = self.start(args[index + 1]) if index + 1 < len(args) else None
                 fact.kwargs[arg.arg] = Keyword(arg.arg, self.value(arg.value), self.span(arg), comma_end=nxt)
@@ -402,6 +408,7 @@ class _Extractor:
                     value = value or self.value(value_node)
                     self.facts.assigns[target.id] = Keyword(target.id, value, self.span(node))
                 elif self.functions:
+                    self.functions[-1].assigned.add(target.id)
                     # ``app = Celery(...)`` inside a factory that returns ``app``; ``job = await
                     # redis.enqueue_job(...)`` in a task body.
                     inner = value_node.value if isinstance(value_node, ast.Await) else value_node
@@ -423,8 +430,26 @@ class _Extractor:
         fact = AttrAssign(target=receiver, qualified="", key=key, keyword=Keyword(key, value, self.span(node)))
         self.facts.attr_assigns.append(fact)
 
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if self.functions and isinstance(node.target, ast.Name):
+            self.functions[-1].assigned.add(node.target.id)
+        self.generic_visit(node)
+
+    def _application(self, node: ast.Call) -> None:
+        """``X(fn, ...)`` or ``X(...)(fn)`` where ``fn`` is a callable of the enclosing scopes."""
+        first = node.args[0] if node.args else None
+        if not isinstance(first, ast.Name) or not any(first.id in scope for scope in self._callables):
+            return
+        if isinstance(node.func, ast.Call):
+            if len(node.args) == 1 and not node.keywords:
+                self.functions[-1].applies.append(Application(self.call(node.func), first.id, curried=True))
+        elif isinstance(node.func, (ast.Name, ast.Attribute)):
+            self.functions[-1].applies.append(Application(self.call(node), first.id))
+
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
+        if self.functions and node.args:
+            self._application(node)
         if isinstance(func, ast.Attribute):
             name = func.attr
         else:
@@ -662,17 +687,25 @@ class _Extractor:
             params.append(self._param(param, "kwonly", default is not None))
         if p.kwarg is not None:
             params.append(self._param(p.kwarg, "kwarg", False))
+        defaults = [*([None] * first_default), *p.defaults]
+        for param, default in zip(params, [*defaults[:len(positional)], *([None] if p.vararg else []),
+                                           *p.kw_defaults]):
+            if default is not None:
+                param.default = self.value(default)
         outer = [c.name for c in self.classes]
         fn = FunctionFact(
             name=node.name, qualname=".".join([*outer, node.name]), span=self.shared_span(start, header_end),
             header=self.shared_span(start, header_end), def_start=def_start, is_async=isinstance(node, ast.AsyncFunctionDef),
             decorators=decorators, params=params,
             class_name=self.classes[-1].name if self.classes and not self.functions else None,
-            depth=len(self.functions) + len(self.classes),
+            depth=len(self.functions) + len(self.classes), outer=".".join(f.name for f in self.functions),
         )
+        if self._callables:
+            self._callables[-1].add(node.name)
         outer_scope = (self.loops, self.withs)  # a nested def starts a new scope
         self.loops, self.withs = [], []
         self.functions.append(fn)
+        self._callables.append({param.name for param in params})
         self._bodies.append(node.body)
         self.facts.functions.append(fn)
         if self.classes and len(self.functions) == 1:
@@ -685,6 +718,7 @@ class _Extractor:
             self.visit(node.returns)
         self.visit_body(node.body)
         self.functions.pop()
+        self._callables.pop()
         self._bodies.pop()
         self.loops, self.withs = outer_scope
 
@@ -772,6 +806,7 @@ class _Extractor:
 _DISPATCH = {
     ast.Import: _Extractor.visit_Import, ast.ImportFrom: _Extractor.visit_ImportFrom,
     ast.Assign: _Extractor.visit_Assign, ast.AnnAssign: _Extractor.visit_AnnAssign, ast.Call: _Extractor.visit_Call,
+    ast.AugAssign: _Extractor.visit_AugAssign,
     ast.Await: _Extractor.visit_Await, ast.Attribute: _Extractor.visit_Attribute,
     ast.Subscript: _Extractor.visit_Subscript, ast.Name: _Extractor.visit_Name, ast.Return: _Extractor.visit_Return,
     ast.For: _Extractor.visit_For, ast.AsyncFor: _Extractor.visit_For, ast.While: _Extractor.visit_While,

@@ -14,6 +14,7 @@ from libcst.metadata import ByteSpanPositionProvider, MetadataWrapper
 import libcst as cst
 from qlint.lint.extract import MODULE_METHODS, RECORDED_FUNCTIONS, _resolve_relative
 from qlint.lint.facts import (
+    Application,
     AttrAssign,
     CallFact,
     ClassFact,
@@ -61,6 +62,7 @@ class _Extractor(cst.CSTVisitor):
         # Enclosing loops and ``with`` statements, per function scope (saved across nested defs).
         self.loops: list[list[str]] = []  # one entry per enclosing loop: the names it binds
         self.withs: list[list[Value]] = []
+        self._callables: list[set[str]] = []  # per function: its parameters and nested defs (extract.py)
 
     # -- positions -------------------------------------------------------------------
     def span(self, node: cst.CSTNode) -> Span:
@@ -151,6 +153,8 @@ class _Extractor(cst.CSTVisitor):
         for index, arg in enumerate(args):
             if arg.star:
                 fact.has_star = True
+                if arg.star == "**" and not fact.double_star and isinstance(arg.value, cst.Name):
+                    fact.double_star = arg.value.value
                 continue
             if arg.keyword is not None:
                 nxt = self.span(args[index + 1]).start if index + 1 < len(args) else None
@@ -237,6 +241,7 @@ class _Extractor(cst.CSTVisitor):
                     value = value or self.value(value_node)
                     self.facts.assigns[target.value] = Keyword(target.value, value, self.span(node))
                 elif self.functions:
+                    self.functions[-1].assigned.add(target.value)
                     # ``app = Celery(...)`` inside a factory that returns ``app``; ``job = await
                     # redis.enqueue_job(...)`` in a task body.
                     inner = value_node.expression if isinstance(value_node, cst.Await) else value_node
@@ -261,8 +266,28 @@ class _Extractor(cst.CSTVisitor):
         fact = AttrAssign(target=receiver, qualified="", key=key, keyword=Keyword(key, value, self.span(node)))
         self.facts.attr_assigns.append(fact)
 
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        if self.functions and isinstance(node.target, cst.Name):
+            self.functions[-1].assigned.add(node.target.value)
+
+    def _application(self, node: cst.Call) -> None:
+        """As ``extract._Extractor._application``."""
+        positional = [a for a in node.args if a.keyword is None]
+        first = positional[0] if positional else None
+        if first is None or first.star or not isinstance(first.value, cst.Name) or not any(
+                first.value.value in scope for scope in self._callables):
+            return
+        name = first.value.value
+        if isinstance(node.func, cst.Call):
+            if len(node.args) == 1:
+                self.functions[-1].applies.append(Application(self.call(node.func), name, curried=True))
+        elif isinstance(node.func, (cst.Name, cst.Attribute)):
+            self.functions[-1].applies.append(Application(self.call(node), name))
+
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
+        if self.functions and node.args:
+            self._application(node)
         if isinstance(func, cst.Attribute):
             name = func.attr.value
             recorded = name in RECORDED_FUNCTIONS
@@ -440,8 +465,11 @@ class _Extractor(cst.CSTVisitor):
             name=node.name.value, qualname=qual, span=Span(start, header_end), header=Span(start, header_end),
             def_start=def_span.start, is_async=node.asynchronous is not None, decorators=decorators,
             params=params, class_name=self.classes[-1].name if self.classes and not self.functions else None,
-            depth=len(self.functions) + len(self.classes),
+            depth=len(self.functions) + len(self.classes), outer=".".join(f.name for f in self.functions),
         )
+        if self._callables:
+            self._callables[-1].add(node.name.value)
+        self._callables.append({param.name for param in params})
         fn._body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()  # type: ignore[attr-defined]
         fn._outer = (self.loops, self.withs)  # type: ignore[attr-defined]  # a nested def starts a new scope
         self.loops, self.withs = [], []
@@ -452,6 +480,7 @@ class _Extractor(cst.CSTVisitor):
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         fn = self.functions.pop()
+        self._callables.pop()
         self.loops, self.withs = fn._outer  # type: ignore[attr-defined]
         del fn._body, fn._outer  # type: ignore[attr-defined]
 
@@ -461,7 +490,8 @@ class _Extractor(cst.CSTVisitor):
 
     def _param(self, param: cst.Param, kind: str) -> Param:
         annotation = self._code(param.annotation.annotation) if param.annotation is not None else ""
-        return Param(name=param.name.value, annotation=annotation, kind=kind, has_default=param.default is not None)
+        return Param(name=param.name.value, annotation=annotation, kind=kind, has_default=param.default is not None,
+                     default=self.value(param.default) if param.default is not None else None)
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         decorators = [self.decorator(d) for d in node.decorators]

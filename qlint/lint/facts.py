@@ -70,6 +70,7 @@ class CallFact:
     args: list[Value] = field(default_factory=list)
     kwargs: dict[str, Keyword] = field(default_factory=dict)
     has_star: bool = False  # ``*args`` or ``**kwargs``: options we cannot see
+    double_star: str = ""  # the name of the first ``**name`` argument (a factory passing its options on)
     lpar: int | None = None  # offset just after "("
     rpar: int | None = None  # offset of ")"
     func_end: int = 0  # offset just after the callee expression
@@ -109,6 +110,19 @@ class Param:
     annotation: str = ""
     kind: str = "positional"  # positional | vararg | kwonly | kwarg
     has_default: bool = False
+    default: "Value | None" = None  # the default's expression (a decorator factory's option defaults)
+
+
+@dataclass
+class Application:
+    """A callable applied to a function the enclosing scopes hold (a parameter, or a function
+    defined inside them): ``dramatiq.actor(wrapped, **options)`` (``curried`` False) or
+    ``app.task(bind=True)(fn)`` (``curried`` True, ``call`` is ``app.task(bind=True)``). What a
+    decorator factory does to the function it is given."""
+
+    call: "CallFact"
+    target: str  # the local name applied to
+    curried: bool = False
 
 
 @dataclass
@@ -131,6 +145,9 @@ class FunctionFact:
     subscripted: set[str] = field(default_factory=set)  # names read with ``name[...]`` in the body
     class_name: str | None = None  # enclosing class for methods
     depth: int = 0  # 0 for module-level functions
+    outer: str = ""  # the enclosing functions' names, outermost first ("actor.decorator"); "" for none
+    applies: list[Application] = field(default_factory=list)  # callables applied to local functions
+    assigned: set[str] = field(default_factory=set)  # names the body assigns (a parameter overwritten)
 
 
 @dataclass

@@ -146,6 +146,9 @@ class Task:
     bound: bool = False  # ``self`` is the task (bind=True, or a method of a Task subclass)
     is_async: bool = False
     wrapper: str = ""  # the project wrapper the decorator went through, if any
+    # How the task is declared: the decorator's name, each wrapper it goes through, the framework's
+    # callable (``["polar.worker.actor", "dramatiq.actor"]``); empty for other declarations.
+    declared_by: list[str] = field(default_factory=list)
     # False when options added to the decorator would not reach the framework (a wrapper
     # that is the result of a call, a factory without ``**kwargs``): no fix may add them there.
     accepts_options: bool = True
