@@ -54,13 +54,26 @@ INVENTORY = {
 }
 
 
+PROTOCOL = frozenset({"typing.Protocol", "typing_extensions.Protocol"})
+
+
 def _settings_classes(project: Project):
+    """Classes that configure an arq worker: ``functions`` or ``cron_jobs`` set to something (arq
+    refuses a worker with neither), in a module that imports arq. A ``typing.Protocol`` that
+    declares those attributes (arq's own ``WorkerSettingsBase``, ``cron_jobs: ... = None``) is a
+    type, not a worker's settings (a class deriving from that protocol is concrete and counts)."""
     for facts in project.parsed_files():
         if not imports_package(facts, ("arq",)):
             continue
         for cls in facts.classes:
-            if "functions" in cls.attrs or "cron_jobs" in cls.attrs:
-                yield facts, cls
+            registered = [cls.attrs[a].value for a in ("functions", "cron_jobs") if a in cls.attrs]
+            if not any(not (v.is_const and v.value is None) for v in registered):
+                continue
+            # Only ``Protocol`` among its own bases makes a protocol: a class deriving from one is concrete.
+            with project.parsed_only():
+                if any(b.kind == "name" and project.canonical(b.qualified) in PROTOCOL for b in cls.bases):
+                    continue
+            yield facts, cls
 
 
 def collect(project: Project) -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 
 from qlint.frameworks._shapes import (
-    decorated_task, find_instances, invalid_duration, match_decorator, resolved, scaled,
+    decorated_task, find_instances, invalid_duration, is_or_subclass, match_decorator, resolved, scaled,
 )
 from qlint.lint.facts import CallFact, Span
-from qlint.lint.model import Profile, Project, Resolved, Site, Task, Unit
+from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Unit
 from qlint.manifests.commands import StopSignals, WorkerCli
 
 FRAMEWORK = "huey"
@@ -97,18 +97,62 @@ def collect(project: Project) -> None:
                 tasks.append(task)
                 break
     project.tasks.extend(tasks)
+    by_instance: dict[str, Resolved] = {}
     for qualified, instance in instances.items():
         site = Site(FRAMEWORK, "broker", instance.file, instance.call, PROFILE, anchor=instance.call.span)
         site.options = {k: resolved(project, kw, instance.file, f"{instance.call.dotted}(...)")
                         for k, kw in instance.call.kwargs.items()}
-        serializer = site.options.get("serializer")
-        in_process = project.canonical(instance.call.qualified).endswith(("MemoryHuey", "BlackHoleHuey"))
-        if in_process:  # nothing outside the process can write to its storage
-            site.norm["serializer"] = Resolved(None, "in-process storage")
-        else:
-            site.norm["serializer"] = Resolved("pickle", "default") if serializer is None and \
-                not instance.call.has_star else Resolved(None, "serializer=")
+        site.norm["serializer"] = by_instance[qualified] = _serializer(project, instance.call, site.options)
         project.sites.append(site)
+    for task in tasks:  # the serializer of the instance whose decorator made the task
+        if task.decorator is None or not task.decorator.qualified:
+            continue
+        with project.parsed_only():
+            head = project.canonical(task.decorator.qualified).rpartition(".")[0]
+            chosen = by_instance.get(project.canonical(head))
+        if chosen is not None:
+            task.norm["serializer"] = Resolved(chosen.value, f"the Huey instance ({chosen.source})")
+
+
+# Instances whose messages never reach a storage another process can write (api.py, storage.py):
+# ``MemoryHuey`` keeps them in a list, ``BlackHoleHuey`` drops them.
+IN_MEMORY = frozenset({"huey.MemoryHuey", "huey.api.MemoryHuey"})
+NO_STORAGE = frozenset({"huey.BlackHoleHuey", "huey.api.BlackHoleHuey"})
+IN_MEMORY_STORAGE = frozenset({"huey.storage.MemoryStorage", "huey.MemoryStorage"})
+NO_STORAGE_STORAGE = frozenset({"huey.storage.BlackHoleStorage", "huey.BlackHoleStorage"})
+
+
+def _serializer(project: Project, call: CallFact, options: dict[str, Resolved]) -> Resolved:
+    """What a Huey instance serializes its messages with, and where they go. Every Huey pickles
+    (``Serializer``) unless given ``serializer=``; only a storage outside the process makes that
+    something another process can exploit. ``immediate=True`` runs tasks in the calling process
+    on ``MemoryStorage`` (unless ``immediate_use_memory=False``: api.py ``create_storage``)."""
+    if "serializer" in options:
+        return Resolved(None, "serializer=")
+    if call.has_star:
+        return Resolved(UNKNOWN, f"`**` in `{call.dotted}(...)`")
+    with project.parsed_only():
+        target = project.canonical(call.qualified)
+        if is_or_subclass(project, target, NO_STORAGE.__contains__):
+            return Resolved(None, "BlackHoleHuey stores nothing")
+        in_memory = is_or_subclass(project, target, IN_MEMORY.__contains__)
+        storage = options.get("storage_class")
+        if storage is not None and storage.keyword is not None and storage.keyword.value.kind == "name":
+            storage_class = project.canonical(storage.keyword.value.qualified)
+            if is_or_subclass(project, storage_class, NO_STORAGE_STORAGE.__contains__):
+                return Resolved(None, "a storage that stores nothing")
+            in_memory = is_or_subclass(project, storage_class, IN_MEMORY_STORAGE.__contains__)
+    if in_memory:
+        return Resolved("pickle", "in-process storage")
+    immediate, use_memory = options.get("immediate"), options.get("immediate_use_memory")
+    if immediate is not None and immediate.value is not False and immediate.value is not None:
+        if immediate.value is UNKNOWN:
+            return Resolved(UNKNOWN, "`immediate=` qlint cannot read")
+        if use_memory is None or use_memory.value is True:
+            return Resolved("pickle", "immediate mode (in-process storage)")
+        if use_memory.value is UNKNOWN:
+            return Resolved(UNKNOWN, "`immediate_use_memory=` qlint cannot read")
+    return Resolved("pickle", "default")
 
 
 def _normalise(task: Task) -> None:

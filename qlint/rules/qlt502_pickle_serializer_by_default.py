@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+import re
+
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
+from qlint.lint.facts import FunctionFact
 from qlint.lint.model import Site
 from qlint.lint.registry import Invalid, Rule, Valid, register
+
+# Attributes of a queue or connection that touch no job: a construction bound to a local name
+# and used only through these (a health check's ``ping``, a monitor's ``count``) pickles nothing.
+NO_JOB_ATTRIBUTES = frozenset({"ping", "close", "aclose", "disconnect", "info", "count", "is_empty", "name",
+                               "connection", "job_ids", "key", "echo", "dbsize"})
 
 
 def _what(site: Site) -> str:
@@ -13,6 +21,84 @@ def _what(site: Site) -> str:
     if site.cls is not None:
         return f"`{site.cls.name}`"
     return "This " + site.kind
+
+
+def _message(site: Site) -> str | None:
+    """What pickling by default means where ``site`` is (by what the construction does, not by framework)."""
+    title = site.profile.title
+    what = _what(site)
+    if site.kind in ("queue", "pool"):  # a producer's handle: the jobs it enqueues are pickled
+        return (f"{what} sets no serializer, so {title} pickles the jobs enqueued through it and the workers that "
+                "run them unpickle whatever the broker holds: anyone who can write to the broker runs code on the "
+                "workers")
+    if site.kind in ("worker", "worker-settings"):  # the consumer: it unpickles every job it takes
+        return (f"{what} sets no serializer, so the {title} worker unpickles every job it takes from the broker: "
+                "anyone who can write to the broker runs code on the worker")
+    if site.kind == "broker":  # an instance that both enqueues and consumes (Huey)
+        return (f"{what} sets no serializer and {title} pickles tasks by default: the consumer unpickles every "
+                "message in the instance's storage, so anyone who can write to that storage runs code in the "
+                "consumer")
+    return None
+
+
+def _enclosing(site: Site) -> FunctionFact | None:
+    call = site.call
+    if call is None:
+        return None
+    if site.function is not None:
+        return site.function
+    for fn in site.file.functions:
+        if any(c.span.start == call.span.start and c.span.end == call.span.end for c in fn.calls):
+            return fn
+        if any(v.call is not None and v.call.span.start == call.span.start and v.call.span.end == call.span.end
+               for v in fn.local_calls.values()):
+            return fn
+    return None
+
+
+def _body_end(data: bytes, fn: FunctionFact) -> int:
+    """Where the function's body ends: the first line after its header indented no deeper than its ``def``."""
+    line_start = data.rfind(b"\n", 0, fn.def_start) + 1
+    indent = len(data[line_start:fn.def_start]) - len(data[line_start:fn.def_start].lstrip(b" \t"))
+    pos = data.find(b"\n", fn.header.end)
+    while pos != -1 and pos < len(data):
+        start = pos + 1
+        end = data.find(b"\n", start)
+        line = data[start:end if end != -1 else len(data)]
+        stripped = line.lstrip(b" \t")
+        if stripped and not stripped.startswith(b"#") and len(line) - len(stripped) <= indent:
+            return start
+        pos = end
+    return len(data)
+
+
+def _used_for_no_job(ctx: RuleContext, site: Site) -> bool:
+    """The construction is bound to a local name (or used at once) only for things that touch no
+    job: ``redis = await create_pool(...); await redis.ping()`` in a health check, ``len(Queue(...))``."""
+    call = site.call
+    fn = _enclosing(site)
+    if call is None or fn is None:
+        return False
+    data = ctx.source(site.file).utf8
+    name = next((n for n, v in fn.local_calls.items() if v.call is not None and
+                 v.call.span.start == call.span.start and v.call.span.end == call.span.end), None)
+    if name is None:  # ``Queue("q", connection=r).count``
+        follows = re.match(rb"\)*\s*\.\s*(\w+)", data[call.span.end:call.span.end + 80])
+        return follows is not None and follows.group(1).decode() in NO_JOB_ATTRIBUTES
+    if any(r.kind == "name" and r.dotted == name for r in fn.returns):
+        return False  # handed to the caller
+    statement = call.statement.end if call.statement is not None else call.span.end
+    body = data[statement:_body_end(data, fn)]
+    for use in re.finditer(rb"(?<![\w.])" + re.escape(name.encode()) + rb"\b", body):
+        before = body[max(0, use.start() - 4):use.start()]
+        after = body[use.end():use.end() + 80]
+        attribute = re.match(rb"\s*\.\s*(\w+)", after)
+        if attribute is not None and attribute.group(1).decode() in NO_JOB_ATTRIBUTES:
+            continue
+        if before.endswith(b"len(") and after.lstrip().startswith(b")"):
+            continue
+        return False  # enqueued through, handed on, stored, rebound: used for jobs as far as qlint knows
+    return True
 
 
 @register
@@ -33,10 +119,10 @@ class PickleSerializerByDefault(Rule):
     unnoticed in review.
 
     ## Known problems
-    Serializers chosen on a worker's command line (`rq worker --serializer json`) and Huey
-    instances configured through Django settings (`HUEY = {...}` for `huey.contrib.djhuey`)
-    are not read yet. A construction whose options qlint cannot see (`Queue(**options)`) is
-    not reported.
+    Serializers chosen on a worker's command line (`rq worker --serializer json`), django-rq
+    queues (`SERIALIZER` in `RQ_QUEUES`) and Huey instances configured through Django settings
+    (`HUEY = {...}` for `huey.contrib.djhuey`) are not read yet. A construction whose options
+    qlint cannot see (`Queue(**options)`, `RedisHuey(immediate=settings.DEBUG)`) is not reported.
 
     ## Example
     ```python
@@ -60,16 +146,23 @@ class PickleSerializerByDefault(Rule):
     - RQ: `Queue(...)` and `Worker(...)` without `serializer=` (RQ's `DefaultSerializer` is
       pickle). `Queue("default", connection=redis)` is reported;
       `Queue("default", connection=redis, serializer=JSONSerializer)` is not.
-    - Huey: a `Huey`/`RedisHuey`/`SqliteHuey`/`PriorityRedisHuey` instance without
+    - Huey: a `Huey`/`RedisHuey`/`SqliteHuey`/`PriorityRedisHuey`/`FileHuey` instance without
       `serializer=` (Huey's `Serializer` pickles). `huey = RedisHuey("app")` is reported;
-      `RedisHuey("app", serializer=SignedSerializer(secret=KEY))` is not.
+      `RedisHuey("app", serializer=SignedSerializer(secret=KEY))` is not. Instances whose
+      messages never leave the process are not: `MemoryHuey` (and `storage_class=MemoryStorage`)
+      keeps them in a list, `BlackHoleHuey` drops them, and `immediate=True` runs each task in
+      the calling process on an in-memory storage (unless `immediate_use_memory=False`).
     - arq: a `WorkerSettings` class (reported at its `class` line) and a `create_pool(...)`
       call without `job_serializer` (arq pickles jobs unless both sides are given a
       serializer). `await create_pool(RedisSettings())` is reported;
       `create_pool(RedisSettings(), job_serializer=msgpack.packb, job_deserializer=...)` is not.
+      A class only counts when it registers functions or cron jobs: a `typing.Protocol` that
+      declares the attribute names (`cron_jobs: ... = None`) is a type, not a worker.
 
-    Celery, Dramatiq and Taskiq serialize to JSON by default and are not reported; choosing
-    pickle there explicitly is QLT501.
+    A queue or pool bound to a local name and used there for nothing that touches a job (a
+    health check's `await redis.ping()`, a monitor's `queue.count`, `len(queue)`) pickles
+    nothing and is not reported. Celery, Dramatiq and Taskiq serialize to JSON by default and
+    are not reported; choosing pickle there explicitly is QLT501.
 
     ## Fix safety
     There is no fix. The serializer must change on the producers and on the workers
@@ -190,6 +283,49 @@ huey = MemoryHuey("tests")
 def resize(image_id):
     pass
 """, note="MemoryHuey keeps jobs in the process: nobody else can write them"),
+        Valid("""
+from huey import BlackHoleHuey, RedisHuey
+from huey.storage import MemoryStorage
+
+local = RedisHuey("dev", immediate=True)
+sink = BlackHoleHuey("off")
+scratch = RedisHuey("scratch", storage_class=MemoryStorage)
+
+@local.task()
+def resize(image_id):
+    pass
+""", note="Huey instances whose messages never leave the process: immediate mode, BlackHoleHuey, MemoryStorage"),
+        Valid("""
+from typing import Optional, Protocol, Sequence
+
+from arq.cron import CronJob
+
+class SettingsLike(Protocol):
+    functions: Sequence
+    cron_jobs: Optional[Sequence[CronJob]] = None
+    redis_settings: object = None
+
+class NotAWorker:
+    functions = None
+    cron_jobs = None
+""", note="arq: a Protocol declaring the attribute names, and a class that registers nothing"),
+        Valid("""
+from arq import create_pool
+from arq.connections import RedisSettings
+from redis import Redis
+from rq import Queue
+
+async def ready():
+    redis = await create_pool(RedisSettings(host="redis"))
+    try:
+        return await redis.ping()
+    finally:
+        await redis.aclose()
+
+def queue_depth(connection: Redis):
+    queue = Queue("default", connection=connection)
+    return {"name": queue.name, "jobs": queue.count, "size": len(queue)}
+""", note="a pool and a queue used only for a health check and a depth gauge: no job is pickled"),
     ]
     INVALID = [
         Invalid("""
@@ -197,7 +333,7 @@ from redis import Redis
 from rq import Queue
 
 queue = Queue("default", connection=Redis())
-""", expect=4, message="RQ pickles jobs by default"),
+""", expect=4, message="RQ pickles the jobs enqueued through it"),
         Invalid({
             "proj/__init__.py": "",
             "proj/queues.py": """
@@ -228,7 +364,7 @@ def later(image_id):
     Queue("low", connection=redis).enqueue(resize, image_id)
 """,
         }, expect=[("proj/worker.py", 6), ("proj/jobs.py", 9)],
-            message="anyone who can write to the broker runs code on the workers",
+            message="anyone who can write to the broker runs code on the worker",
             note="RQ: a worker without a serializer unpickles whatever its JSON queue holds; a chained Queue"),
         Invalid("""
 from huey import RedisHuey, SqliteHuey
@@ -239,7 +375,7 @@ local = SqliteHuey(filename="/var/lib/app/huey.db")
 @huey.task()
 def resize(image_id):
     pass
-""", expect=[3, 4], message="Huey pickles jobs by default"),
+""", expect=[3, 4], message="Huey pickles tasks by default"),
         Invalid("""
 from arq import create_pool, func
 from arq.connections import RedisSettings
@@ -254,7 +390,27 @@ async def main():
 class WorkerSettings:
     functions = [func(download, timeout=60)]
     redis_settings = RedisSettings(host="redis")
-""", expect=[8, 11], message="arq pickles jobs by default"),
+""", expect=[8, 11], message="anyone who can write to the broker runs code on the worker"),
+        Invalid("""
+from arq import cron, create_pool
+from arq.connections import RedisSettings
+from huey import RedisHuey
+
+huey = RedisHuey("app", immediate=False, immediate_use_memory=True)
+debug = RedisHuey("debug", immediate=True, immediate_use_memory=False)
+
+async def nightly(ctx):
+    pass
+
+async def ping_then_enqueue():
+    redis = await create_pool(RedisSettings(host="redis"))
+    await redis.ping()
+    await redis.enqueue_job("nightly")
+
+class CronSettings:
+    cron_jobs = [cron(nightly, hour=3)]
+""", expect=[5, 6, 12, 16], note="near misses: not immediate; immediate on its real storage; a pool that also "
+                                  "enqueues; a class with cron jobs only"),
     ]
 
     def check(self, ctx: RuleContext) -> None:
@@ -262,9 +418,8 @@ class WorkerSettings:
             serializer = site.norm.get("serializer")
             if serializer is None or serializer.value != "pickle" or serializer.source != "default":
                 continue
-            if site.anchor is None:
+            message = _message(site)
+            if site.anchor is None or message is None or _used_for_no_job(ctx, site):
                 continue
-            title = site.profile.title
-            ctx.report(site.file, site.anchor, f"{_what(site)} sets no serializer and {title} pickles jobs by "
-                       "default; unpickling runs code, so anyone who can write to the broker runs code on the "
-                       "workers", statement=site.call.statement if site.call is not None else None)
+            ctx.report(site.file, site.anchor, message,
+                       statement=site.call.statement if site.call is not None else None)

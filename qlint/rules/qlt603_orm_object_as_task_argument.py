@@ -13,6 +13,15 @@ from qlint.rules._common import task_functions
 TEXT_SERIALIZERS = ("json", "msgpack", "yaml", "application/json", "application/x-msgpack")
 
 
+def _site_serializer(site) -> str | None:
+    """The serializer an enqueue's message goes through: the queue's, where the framework knows
+    it (an RQ queue), else what the call or the task says."""
+    chosen = site.norm.get("serializer")
+    if chosen is not None and isinstance(chosen.value, str):
+        return chosen.value
+    return serializer_of(site)
+
+
 def _consequence(serializer: str | None) -> str:
     if serializer is not None and serializer.lower() in TEXT_SERIALIZERS:
         return f"the `{serializer}` serializer cannot encode a model instance, so the enqueue fails"
@@ -61,7 +70,12 @@ class OrmObjectAsTaskArgument(Rule):
       and the items of `apply_async(args=(...), kwargs={...})` / `send_task(name,
       args=...)`: `notify.delay(order)`.
     - **RQ**: arguments of `queue.enqueue(f, ...)`, `enqueue_call(func=f, args=(...))`,
-      `enqueue_in` / `enqueue_at`: `queue.enqueue(notify, order)`.
+      `enqueue_in` / `enqueue_at` and django-rq's `django_rq.enqueue(f, ...)`, where the
+      receiver is an RQ queue: an `rq.Queue(...)` (or a subclass), django-rq's
+      `get_queue(...)`, a name bound to one, or a project function returning one:
+      `queue.enqueue(notify, order)`. A project's own method named `enqueue` (a model's
+      classmethod that records a job row and enqueues the job itself) is not RQ's, and what it
+      is given is not a task argument.
     - **Dramatiq**: `actor.send_with_options(args=(order,))`.
     - **Huey**, **Taskiq**, **arq**: a task parameter annotated with a model class
       (`def notify(order: Order)`); their enqueue calls are not read yet.
@@ -176,6 +190,41 @@ def purge_index(order):
     pass
 """,
         }, note="a deleted row: its snapshot is all a task can get"),
+        Valid({
+            "shop/__init__.py": "",
+            "shop/models.py": """
+from django.db import models
+from django_rq import get_queue
+
+class Order(models.Model):
+    pass
+
+class Job(models.Model):
+    @classmethod
+    def enqueue(cls, func, instance=None, user=None):
+        job = cls.objects.create(object_id=instance.pk, user=user)
+        get_queue("default").enqueue(func, job_id=job.pk)
+        return job
+
+class Reminder(models.Model):
+    def delay(self, order):
+        pass
+""",
+            "shop/views.py": """
+from django.shortcuts import get_object_or_404
+from rq.job import JobStatus
+from shop.models import Job, Order, Reminder
+
+def sync(order):
+    pass
+
+def checkout(request, pk):
+    order = get_object_or_404(Order, pk=pk)
+    job = Job.enqueue(sync, instance=order, user=request.user)
+    Reminder.objects.get(pk=1).delay(order)
+    return job.status == JobStatus.QUEUED
+""",
+        }, note="a model's own `enqueue` and `delay` methods: not RQ's, the row is not a task argument"),
     ]
     INVALID = [
         Invalid({
@@ -251,6 +300,44 @@ def checkout(session, pk):
     first = session.query(Order).filter_by(paid=True).first()
     queue.enqueue_call(func=send_receipt, args=(first,))
 """, expect=[15, 17], note="RQ with SQLAlchemy"),
+        Invalid({
+            "shop/__init__.py": "",
+            "shop/models.py": """
+from django.db import models
+
+class Order(models.Model):
+    pass
+""",
+            "shop/queues.py": """
+import django_rq
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+high = django_rq.get_queue("high")
+
+def reports_queue():
+    return Queue("reports", connection=high.connection, serializer=JSONSerializer)
+""",
+            "shop/views.py": """
+import django_rq
+from django.shortcuts import get_object_or_404
+from shop.models import Order
+from shop.queues import high, reports_queue
+
+def notify(order):
+    pass
+
+def checkout(request, pk):
+    order = get_object_or_404(Order, pk=pk)
+    high.enqueue(notify, order)
+    django_rq.enqueue(notify, request.user)
+    low = django_rq.get_queue("low")
+    low.enqueue_in(60, notify, order)
+    reports_queue().enqueue(notify, order)
+""",
+        }, expect=[("shop/views.py", 11), ("shop/views.py", 12), ("shop/views.py", 14), ("shop/views.py", 15)],
+            note="django-rq: a module-level `get_queue(...)`, `django_rq.enqueue`, a local queue, a project "
+                 "function returning a JSON queue"),
         Invalid({
             "shop/__init__.py": "",
             "shop/models.py": """
@@ -369,7 +456,7 @@ def checkout(pk):
                 elif found.bound_from:
                     text += f" ({found.bound_from})"
                 ctx.report(site.file, value.span,
-                           f"{text} is a model instance passed to a task: {_consequence(serializer_of(site))}; "
+                           f"{text} is a model instance passed to a task: {_consequence(_site_serializer(site))}; "
                            "pass its primary key and fetch the row in the task", statement=site.call.statement)
         for task in project.tasks:
             src = ctx.source(task.file)
