@@ -405,6 +405,7 @@ from shop.models import Order
 
 huey = RedisHuey("shop")
 signed = RedisHuey("signed", serializer=Serializer(compression=True))
+local = RedisHuey("local", immediate=True)
 
 @huey.task()
 def receipt(order: Order):
@@ -413,8 +414,54 @@ def receipt(order: Order):
 @signed.task()
 def invoice(order: Order):
     pass
+
+@local.task()
+def refund(order: Order):
+    pass
 """,
     }
     got = {row: msg for _, row, msg in _found(tmp_path, files, "QLT603")}
-    assert "pickle ships a copy of the row" in got[9]
-    assert "a JSON serializer cannot encode it" in got[13]  # a serializer qlint does not know
+    assert "pickle ships a copy of the row" in got[10]
+    assert "a JSON serializer cannot encode it" in got[14]  # a serializer qlint does not know
+    assert "pickle ships" not in got[18]  # immediate mode calls the task in place: no copy is made
+
+
+def test_an_enqueued_function_is_listed_on_the_queue_it_is_enqueued_on(tmp_path):
+    write_project(tmp_path, {"tasks.py": """
+from django_rq import get_queue
+from redis import Redis
+from rq import Queue
+
+def report(n):
+    pass
+
+def either(n):
+    pass
+
+reports = Queue("reports", connection=Redis())
+
+def schedule(name):
+    reports.enqueue(report, 1)
+    get_queue("low").enqueue(report, 2, job_timeout=10)
+    reports.enqueue(either, 1)
+    get_queue(name).enqueue(either, 2)
+"""})
+    project = make_linter(tmp_path, []).model()
+    queues = {t.name: t.options["queue"] for t in project.tasks}
+    assert queues["tasks.report"].value is UNKNOWN  # "reports" and "low"
+    assert queues["tasks.either"].value is UNKNOWN
+    write_project(tmp_path, {"tasks.py": """
+from redis import Redis
+from rq import Queue
+
+def report(n):
+    pass
+
+reports = Queue("reports", connection=Redis())
+
+def schedule():
+    reports.enqueue(report, 1)
+    Queue(name="reports", connection=Redis()).enqueue(report, 2)
+"""})
+    project = make_linter(tmp_path, []).model()
+    assert [(t.name, t.options["queue"].value) for t in project.tasks] == [("tasks.report", "reports")]

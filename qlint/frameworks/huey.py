@@ -148,8 +148,8 @@ def _serializer(project: Project, call: CallFact, options: dict[str, Resolved]) 
     if immediate is not None and immediate.value is not False and immediate.value is not None:
         if immediate.value is UNKNOWN:
             return Resolved(UNKNOWN, "`immediate=` qlint cannot read")
-        if use_memory is None or use_memory.value is True:
-            return Resolved("pickle", "immediate mode (in-process storage)")
+        if use_memory is None or use_memory.value is True:  # ``execute(task)`` at once: nothing is serialized
+            return Resolved(None, "immediate mode: tasks run in the calling process")
         if use_memory.value is UNKNOWN:
             return Resolved(UNKNOWN, "`immediate_use_memory=` qlint cannot read")
     return Resolved("pickle", "default")

@@ -160,6 +160,7 @@ class QueueRef:
 
     timeout: Resolved
     serializer: Resolved
+    name: object = UNKNOWN  # the queue's name, when qlint knows it
 
 
 def _unknown_queue(why: str) -> QueueRef:
@@ -285,7 +286,9 @@ def _merge(queues: list[QueueRef]) -> QueueRef:
         if all(v.value == first.value and v.value is not UNKNOWN for v in values):
             return first
         return Resolved(UNKNOWN, "one of several queues")
-    return QueueRef(same([q.timeout for q in queues]), same([q.serializer for q in queues]))
+    names = {q.name for q in queues}
+    return QueueRef(same([q.timeout for q in queues]), same([q.serializer for q in queues]),
+                    names.pop() if len(names) == 1 else UNKNOWN)
 
 
 def _constructed(project: Project, facts: FileFacts, call: CallFact, target: str) -> QueueRef:
@@ -308,7 +311,9 @@ def _constructed(project: Project, facts: FileFacts, call: CallFact, target: str
         chosen = Resolved(UNKNOWN, f"`**` in `{call.dotted}(...)`") if call.has_star else Resolved("pickle", "default")
     else:
         chosen = Resolved(_serializer_name(project, serializer), serializer.source, None, facts)
-    return QueueRef(timeout, chosen)
+    name = call.kwargs["name"].value if "name" in call.kwargs else call.args[0] if call.args else None
+    folded = project.fold(name).value if name is not None else "default"
+    return QueueRef(timeout, chosen, folded if isinstance(folded, str) else UNKNOWN)
 
 
 def _written(project: Project, facts: FileFacts, call: CallFact, option: str, position: int) -> Resolved | None:
@@ -362,7 +367,7 @@ def _decorator_queue(project: Project, facts: FileFacts, dec: CallFact, match) -
         target = project.canonical(queue_class.value.qualified) if queue_class is not None and \
             queue_class.value.kind == "name" else _decorator_queue_class(project, match.target)
         return QueueRef(_class_timeout(project, target) if target else Resolved(DEFAULT_TIMEOUT, "default"),
-                        Resolved("pickle", "default"))
+                        Resolved("pickle", "default"), folded.value)
     found = _queue_from_value(project, where, queue)
     return found if found is not None else _unknown_queue("a queue qlint cannot follow")
 
@@ -517,7 +522,7 @@ def _django_queue(project: Project, name: str | None, explicit: dict[str, Resolv
     if serializer is None or serializer.value is None:
         serializer = Resolved(UNKNOWN, "`**` in `get_queue(...)`") if star else _django_setting(project, name,
                                                                                                   "SERIALIZER")
-    return QueueRef(timeout, _serializer_of_setting(project, serializer))
+    return QueueRef(timeout, _serializer_of_setting(project, serializer), name if name is not None else UNKNOWN)
 
 
 def _serializer_of_setting(project: Project, r: Resolved | None) -> Resolved:
@@ -635,6 +640,11 @@ def _normalise(task: Task, decorator_queue: QueueRef | None, enqueues: list[tupl
             else:
                 ways.append(queue.timeout)
         task.norm["time_limit"] = _longest(ways)
+    if task.decorator is None and enqueues:  # which queue an enqueued function goes to (``qlint tasks``)
+        names = {q.name for _, q in enqueues}
+        name = names.pop() if len(names) == 1 else UNKNOWN
+        task.options.setdefault("queue", Resolved(name, "the queue it is enqueued on" if name is not UNKNOWN else
+                                                  "enqueued on queues qlint cannot name"))
     serializers = [q.serializer for q in ([decorator_queue] if decorator_queue is not None else [])
                    + [q for _, q in enqueues]]
     if serializers:
