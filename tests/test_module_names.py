@@ -24,6 +24,7 @@ def names(tmp_path):
     ({}, "src/proj/tasks.py", ("proj.tasks", False)),  # src/ is a source root
     ({"server/polar/__init__.py": ""}, "server/polar/worker.py", ("polar.worker", False)),
     ({}, "deploy/k8s-config/x.py", ("x", False)),  # not importable by its path: the stem
+    ({"__init__.py": "", "mayan/__init__.py": ""}, "mayan/celery.py", ("mayan.celery", False)),  # root not a package
 ])
 def test_names(tmp_path, names, files, path, expected):
     write_project(tmp_path, {**files, path: ""})

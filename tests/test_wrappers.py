@@ -176,3 +176,68 @@ def test_qlt101_through_a_factory(tmp_path):
     })
     ((path, row, _, msg),) = findings(tmp_path, ["QLT101"])
     assert (path, row) == ("proj/celery.py", 3) and "all 2 of its tasks" in msg
+
+
+def test_a_class_used_as_a_decorator_factory(tmp_path):
+    """``@retryable_task(name=..., max_retries=10)``: the class keeps the options and its
+    ``__call__`` applies ``shared_task(**self.kwargs)`` to a wrapper of the function."""
+    tasks = _tasks(tmp_path, {
+        "proj/__init__.py": "", "proj/celery.py": 'from celery import Celery\n\napp = Celery("proj")\n',
+        "proj/retry.py": """
+from functools import wraps
+from celery import shared_task
+
+
+class retryable_task:
+    def __init__(self, *args, **kwargs):
+        self.task_args = args
+        self.task_kwargs = kwargs
+
+    def __call__(self, f):
+        @wraps(f)
+        def inner(*args, **kwargs):
+            return f(*args, **kwargs)
+
+        task_func = shared_task(*self.task_args, **self.task_kwargs)(inner)
+        return task_func
+""",
+        "proj/tasks.py": "from proj.retry import retryable_task\n\n"
+                         "@retryable_task(name='store-pulse', max_retries=10)\ndef store(x):\n    pass\n",
+    })
+    (task,) = tasks.values()
+    assert task.name == "store-pulse"
+    assert task.options["max_retries"].value == 10
+    assert task.declared_by == ["proj.retry.retryable_task", "celery.shared_task"]
+    assert task.accepts_options
+
+
+# -- apps reached only by name --------------------------------------------------------------
+
+@pytest.mark.parametrize("construction", [
+    "from django.utils.module_loading import import_string\nfrom proj.conf import CELERY_CLASS\n\n"
+    "celery_class = import_string(CELERY_CLASS)\napp = celery_class('proj')\n",
+    "from platformlib.celery import make_celery\n\napp = make_celery('proj')\n",
+])
+def test_an_app_whose_class_cannot_be_read_is_known_by_its_use(tmp_path, construction):
+    tasks = _tasks(tmp_path, {
+        "manage.py": "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+        "proj/__init__.py": "", "proj/conf.py": "CELERY_CLASS = 'celery.Celery'\n",
+        "proj/celery.py": construction + "app.config_from_object('django.conf:settings', namespace='CELERY')\n"
+                                         "app.autodiscover_tasks()\n",
+        "proj/settings.py": "CELERY_TASK_TIME_LIMIT = 90\n",
+        "proj/tasks.py": "from proj.celery import app\n\n@app.task\ndef one():\n    pass\n",
+    })
+    (task,) = tasks.values()
+    assert [a.qualified for a in task.apps] == ["proj.celery.app"]
+    assert task.norm["time_limit"].value == 90  # its configuration is read as usual
+
+
+def test_an_object_with_a_task_method_alone_is_no_celery_app(tmp_path):
+    """``.task`` is also Huey's and Taskiq's: only Celery's own methods (config_from_object,
+    autodiscover_tasks, ``.conf``) make an unresolvable object an app."""
+    tasks = _tasks(tmp_path, {
+        "proj/__init__.py": "",
+        "proj/queue.py": "from platformlib import build_queue\n\nq = build_queue('proj')\n",
+        "proj/tasks.py": "from proj.queue import q\n\n@q.task()\ndef one():\n    pass\n",
+    })
+    assert tasks == {}

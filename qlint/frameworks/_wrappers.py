@@ -78,6 +78,9 @@ def _match(project: Project, target: str, dec: CallFact, is_target, facts, depth
     function = project.function_named(target)
     if function is not None:
         return _through_function(project, target, function, dec, is_target, facts, depth)
+    cls = project.class_named(target)
+    if cls is not None and dec.is_call:
+        return _through_class(project, target, cls, dec, is_target, facts, depth)
     return None
 
 
@@ -238,6 +241,39 @@ def _through_function(project: Project, target: str, function: tuple[FileFacts, 
     return DecoratorMatch(match.target, options, [target, *match.chain], accepts, hidden or hidden_use)
 
 
+def _method(facts: FileFacts, cls, name: str) -> FunctionFact | None:
+    return next((f for f in facts.functions if f.class_name == cls.name and f.qualname == f"{cls.qualname}.{name}"),
+                None)
+
+
+def _through_class(project: Project, target: str, found, dec: CallFact, is_target, facts, depth
+                   ) -> DecoratorMatch | None:
+    """``@retryable_task(name=...)`` where ``retryable_task`` is a class: its ``__init__`` takes the
+    options (kept on ``self``), its ``__call__`` applies the framework's decorator to the function
+    or a wrapper of it, passing the options on as ``**self.<kwargs>``."""
+    where, cls = found
+    call = _method(where, cls, "__call__")
+    if call is None:
+        return None
+    candidates = _applied(project, call, where, is_target, depth)
+    if not candidates:
+        return None
+    source = f"wrapper {target}"
+    init = _method(where, cls, "__init__")
+    if init is not None:
+        params, leftovers, hidden_use = _bind(init, where, source, dec, facts, skip_first=True)
+        stored = any(p.kind == "kwarg" for p in init.params)
+    else:
+        params, leftovers, hidden_use, stored = {}, {}, dec.has_star, False
+    match, inner = candidates[0]
+    kwarg = inner.double_star if stored and inner.double_star.startswith("self.") else ""
+    options, passes, hidden = _substitute(match, {}, leftovers if kwarg else {}, kwarg, inner, source)
+    if not passes:
+        hidden = hidden or bool(dec.kwargs)  # the use's options go where qlint does not follow them
+    return DecoratorMatch(match.target, options, [target, *match.chain], passes and match.accepts_options,
+                          hidden or hidden_use)
+
+
 def may_be_wrapper(facts: FileFacts, fn: FunctionFact) -> bool:
     """Cheap test before resolving a module-level function as a wrapper or factory: it (or a
     function inside it) applies something to a local function, or it returns a call or a
@@ -259,6 +295,7 @@ def wrapper_names(project: Project, is_target: Callable[[str], bool]) -> set[str
         for facts in project.parsed_files():
             candidates = [name for name, kw in facts.assigns.items() if kw.value.kind == "call"]
             candidates += [fn.name for fn in facts.functions if may_be_wrapper(facts, fn)]
+            candidates += [c.name for c in facts.classes if c.qualname == c.name and "__call__" in c.methods]
             for name in candidates:
                 if name in names:
                     continue

@@ -261,14 +261,48 @@ def _celery_origin(project: Project, call: CallFact) -> str | None:
 
 def _new_app(project: Project, facts: FileFacts, name: str, call: CallFact) -> App | None:
     origin = _celery_origin(project, call)
+    qualified = f"{facts.module}.{name}"
+    if origin is None and _used_as_app(project, qualified) and not _built_by_project(project, call):
+        origin = "by name"
     if origin is None:
         return None
-    app = App(FRAMEWORK, f"{facts.module}.{name}", facts, call)
+    app = App(FRAMEWORK, qualified, facts, call)
     if origin == "factory":
         # Configured inside the factory, on a local name: qlint does not follow that.
         app.from_factory = True
         _incomplete(app, "the app is built by a factory function")
     return app
+
+
+# Methods only a Celery app has: an object they are called on, or whose ``conf`` is written, is
+# one (``app = celery_class("proj")`` with the class picked by a setting, ``app = make_celery()``
+# from another package).
+APP_METHODS = frozenset({"config_from_object", "autodiscover_tasks", "config_from_envvar"})
+
+
+def _used_as_app(project: Project, qualified: str) -> bool:
+    uses = getattr(project, "_celery_app_uses", None)
+    if uses is None or uses[0] != len(project.files):  # computed once per set of files
+        found: set[str] = set()
+        for facts in project.parsed_files():
+            for call in facts.calls:
+                if call.method in APP_METHODS and call.receiver:
+                    found.add(project.canonical(_receiver(call.qualified)))
+                elif call.method == "update" and call.receiver.endswith(".conf"):
+                    found.add(project.canonical(_receiver(_receiver(call.qualified))))
+            for aa in facts.attr_assigns:
+                if aa.target.endswith(".conf"):
+                    found.add(project.canonical(aa.qualified.rpartition(".")[0]))
+        uses = project._celery_app_uses = (len(project.files), found)
+    return qualified in uses[1]
+
+
+def _built_by_project(project: Project, call: CallFact) -> bool:
+    """The object is built by something qlint reads and knows is no Celery app (a project class
+    or function it can follow): only an unresolvable callee makes an app by its uses."""
+    with project.parsed_only():
+        target = project.canonical(call.qualified)
+        return bool(project.class_named(target) or project.function_named(target))
 
 
 def _find_apps(project: Project) -> list[App]:

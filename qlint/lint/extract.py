@@ -329,8 +329,8 @@ class _Extractor:
             elif isinstance(arg, ast.keyword):
                 if arg.arg is None:
                     fact.has_star = True
-                    if not fact.double_star and isinstance(arg.value, ast.Name):
-                        fact.double_star = arg.value.id
+                    if not fact.double_star:
+                        fact.double_star = dotted_name(arg.value)
                     continue
                 nxt = self.start(args[index + 1]) if index + 1 < len(args) else None
                 fact.kwargs[arg.arg] = Keyword(arg.arg, self.value(arg.value), self.span(arg), comma_end=nxt)

@@ -153,8 +153,8 @@ class _Extractor(cst.CSTVisitor):
         for index, arg in enumerate(args):
             if arg.star:
                 fact.has_star = True
-                if arg.star == "**" and not fact.double_star and isinstance(arg.value, cst.Name):
-                    fact.double_star = arg.value.value
+                if arg.star == "**" and not fact.double_star:
+                    fact.double_star = dotted_name(arg.value)
                 continue
             if arg.keyword is not None:
                 nxt = self.span(args[index + 1]).start if index + 1 < len(args) else None

@@ -70,7 +70,7 @@ class CallFact:
     args: list[Value] = field(default_factory=list)
     kwargs: dict[str, Keyword] = field(default_factory=dict)
     has_star: bool = False  # ``*args`` or ``**kwargs``: options we cannot see
-    double_star: str = ""  # the name of the first ``**name`` argument (a factory passing its options on)
+    double_star: str = ""  # the dotted name of the first ``**name`` argument (a factory passing its options on)
     lpar: int | None = None  # offset just after "("
     rpar: int | None = None  # offset of ")"
     func_end: int = 0  # offset just after the callee expression

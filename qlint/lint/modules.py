@@ -82,7 +82,15 @@ class ModuleNames:
     def name(self, path: str | os.PathLike[str]) -> tuple[str, bool]:
         """(dotted module name, whether the file is a package's ``__init__``)."""
         folder, stem = _split(path)
-        parts = _package_parts(folder) or self._root_parts(folder) or ()
+        parts = _package_parts(folder)
+        if parts:
+            relative = self._root_parts(folder)
+            if relative is not None and len(relative) < len(parts):
+                # A source root is on ``sys.path``: packages above it (a repository root with an
+                # ``__init__.py``) are no part of the name.
+                parts = relative
+        else:
+            parts = self._root_parts(folder) or ()
         is_package = stem == "__init__"
         parts = (*parts, stem) if not is_package else parts
         return ".".join(parts) or stem, is_package
