@@ -241,3 +241,36 @@ def test_an_object_with_a_task_method_alone_is_no_celery_app(tmp_path):
         "proj/tasks.py": "from proj.queue import q\n\n@q.task()\ndef one():\n    pass\n",
     })
     assert tasks == {}
+
+
+# -- call sites in modules that never name the framework -------------------------------------
+
+def test_sends_are_found_where_the_actor_is_imported_from_the_project(tmp_path):
+    files = {
+        "proj/__init__.py": "",
+        "proj/billing.py": "import dramatiq\n\n@dramatiq.actor\ndef charge(order_id):\n    pass\n",
+        # no framework token anywhere: reached because it calls `charge.send_with_options(`
+        "proj/views.py": "from proj.billing import charge\n\n\ndef pay(order):\n"
+                         "    charge.send_with_options(args=(order.id,), time_limit=-5)\n",
+        # spells the name but calls no enqueue method: not parsed for it
+        "proj/admin.py": "from proj.billing import charge\n\nLABEL = charge.__name__\n",
+    }
+    write_project(tmp_path, files)
+    linter = make_linter(tmp_path)
+    project = linter.model()
+    assert [(s.file.module, s.call.method) for s in project.sites if s.kind == "enqueue"] == [
+        ("proj.views", "send_with_options")]
+    assert not any(k.endswith("admin.py") for k in linter.facts)
+    off = make_linter(tmp_path, use_prefilter=False).model()
+    assert [s.file.module for s in off.sites if s.kind == "enqueue"] == ["proj.views"]
+    assert [(p, c) for p, _, c, _ in findings(tmp_path, ["QLT107"])] == [("proj/views.py", "QLT107")]
+
+
+def test_celery_delay_of_a_task_without_task_in_its_name(tmp_path):
+    write_project(tmp_path, {
+        "proj/__init__.py": "", "proj/celery.py": 'from celery import Celery\n\napp = Celery("proj")\n',
+        "proj/jobs.py": "from proj.celery import app\n\n@app.task\ndef charge(order_id):\n    pass\n",
+        "proj/views.py": "from django.db import transaction\nfrom proj.jobs import charge\n\n\n"
+                         "@transaction.atomic\ndef pay(order):\n    charge.delay(order.id)\n",
+    })
+    assert [(p, c) for p, _, c, _ in findings(tmp_path, ["QLT602"])] == [("proj/views.py", "QLT602")]

@@ -319,11 +319,13 @@ def _sites(project: Project, brokers: _Brokers, tasks: list[Task]) -> list[Site]
                                                     r.file)
             sites.append(site)
     for facts in project.parsed_files():
-        if not imports_package(facts, ("dramatiq",)):
-            continue
+        # A module that imports an actor from the project and sends it never names Dramatiq.
+        framework = imports_package(facts, ("dramatiq",))
         for call in all_calls(facts):
-            if call.method == "send_with_options" and (
-                    project.canonical(call.qualified).rpartition(".")[0] in actor_names or call.receiver):
+            if call.method not in ("send", "send_with_options") and not framework:
+                continue
+            on_actor = project.canonical(call.qualified).rpartition(".")[0] in actor_names
+            if call.method == "send_with_options" and (on_actor or call.receiver and framework):
                 site = Site(FRAMEWORK, "enqueue", facts, call, PROFILE, anchor=call.span)
                 site.options = {k: resolved(project, kw, facts, "send_with_options") for k, kw in call.kwargs.items()}
                 if "time_limit" in site.options:
@@ -335,7 +337,7 @@ def _sites(project: Project, brokers: _Brokers, tasks: list[Task]) -> list[Site]
                                                     qualified=call.qualified.rpartition(".")[0]))
                 site.task = next((t for t in tasks if found and t.function is found[1]), None)
                 sites.append(site)
-            elif call.method == "send" and project.canonical(call.qualified).rpartition(".")[0] in actor_names:
+            elif call.method == "send" and on_actor:
                 # ``actor.send(...)``: an enqueue with the actor's own options (``send`` alone is too
                 # common a name to take on any receiver).
                 site = Site(FRAMEWORK, "enqueue", facts, call, PROFILE, anchor=call.span)

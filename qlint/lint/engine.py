@@ -330,7 +330,9 @@ class Linter:
         return self._parse(path, raw, name, is_pkg)
 
     def _close(self) -> None:
-        """Parse every unparsed file that spells a name the parsed files bind as task machinery."""
+        """Parse every unparsed file that spells a name the parsed files bind as task machinery,
+        then every file that calls a task's enqueue method (``charge.send(...)`` in a module
+        that imports ``charge`` from the project and never names the framework)."""
         if not self.use_prefilter:
             return
         seen: set[str] = set()
@@ -342,32 +344,47 @@ class Linter:
                     names |= framework.exported_names(project)
             names -= seen
             if not names:
-                return
+                break
             seen |= names
-            pattern = prefilter.names_pattern(names)
-            # A warm run asks the same question of the same bytes: the answer is cached per file
-            # version and set of names, so unchanged files are neither read nor searched again.
-            question = hashlib.blake2b("\0".join(sorted(names)).encode(), digest_size=8).hexdigest()
-            batch = []
-            for name, (path, is_pkg) in list(self.modules.items()):
-                if not self.production.is_production(path):
-                    continue  # never scanned for task machinery: parsed only when named
-                key = self._keys.get(str(path))
-                if key is not None and self.cache is not None and \
-                        self.cache.mentions(key, question) is False:
-                    continue
-                try:
-                    raw = path.read_bytes()
-                except OSError:
-                    continue
-                found = prefilter.mentions(raw, pattern)
-                if key is not None and self.cache is not None:
-                    self.cache.put_mentions(key, question, found)
-                if found:
-                    batch.append((path, raw, name, is_pkg))
-            if not batch:
+            if not self._parse_mentioning(prefilter.names_pattern(names), "\0".join(sorted(names))):
+                break
+        called: set[str] = set()
+        while self.modules:
+            tasks = {t.function.name if t.function is not None else t.cls.name
+                     for t in self._collect().tasks if t.function is not None or t.cls is not None}
+            tasks -= called
+            if not tasks:
                 return
-            self._parse_many(batch)
+            called |= tasks
+            if not self._parse_mentioning(prefilter.calls_pattern(tasks), "calls\0" + "\0".join(sorted(tasks))):
+                return
+
+    def _parse_mentioning(self, pattern, question_text: str) -> bool:
+        """Parse the unparsed production files ``pattern`` matches; whether there were any."""
+        # A warm run asks the same question of the same bytes: the answer is cached per file
+        # version and question, so unchanged files are neither read nor searched again.
+        question = hashlib.blake2b(question_text.encode(), digest_size=8).hexdigest()
+        batch = []
+        for name, (path, is_pkg) in list(self.modules.items()):
+            if not self.production.is_production(path):
+                continue  # never scanned for task machinery: parsed only when named
+            key = self._keys.get(str(path))
+            if key is not None and self.cache is not None and \
+                    self.cache.mentions(key, question) is False:
+                continue
+            try:
+                raw = path.read_bytes()
+            except OSError:
+                continue
+            found = prefilter.mentions(raw, pattern)
+            if key is not None and self.cache is not None:
+                self.cache.put_mentions(key, question, found)
+            if found:
+                batch.append((path, raw, name, is_pkg))
+        if not batch:
+            return False
+        self._parse_many(batch)
+        return True
 
     def _project(self) -> Project:
         return Project(list(self.facts.values()), loader=self._load_module, module_names=list(self.modules),

@@ -91,6 +91,23 @@ def mentions(raw: bytes, pattern: Seed | None) -> bool:
     return pattern is not None and pattern.search(raw) is not None
 
 
+# Methods that send a task (or make its signature) on every framework: ``charge.delay(...)``,
+# ``charge.send(...)``, ``charge.kiq(...)``.
+ENQUEUE_METHODS = ("delay", "apply_async", "delay_on_commit", "apply_async_on_commit", "s", "si", "signature",
+                   "send", "send_with_options", "kiq", "map", "starmap", "chunks", "schedule", "call_local")
+
+
+def calls_pattern(names: set[str]) -> Seed | None:
+    """``<name>.<enqueue method>(`` for any of ``names`` (a task's function or class name)."""
+    if not names:
+        return None
+    encoded = sorted((n.encode() for n in names), key=len, reverse=True)
+    alternatives = b"|".join(re.escape(n) for n in encoded)
+    methods = b"|".join(m.encode() for m in sorted(ENQUEUE_METHODS, key=len, reverse=True))
+    return Seed(rb"\b(?:" + alternatives + rb")[ \t]{0,8}\.[ \t]{0,8}(?:" + methods + rb")[ \t]{0,8}\(",
+                tuple(encoded), window=len(encoded[0]) + 48)
+
+
 def names_pattern(names: set[str]) -> Seed | None:
     """Any of ``names`` as a whole word. Each name is its own hint, so the pattern is only tried
     around an occurrence of one (the closure asks this of every file the prefilter skipped)."""
