@@ -465,3 +465,20 @@ def schedule():
 """})
     project = make_linter(tmp_path, []).model()
     assert [(t.name, t.options["queue"].value) for t in project.tasks] == [("tasks.report", "reports")]
+
+
+def test_django_rq_settings_split_across_modules(tmp_path):
+    """``prod.py`` star-imports ``base.py`` and overrides ``RQ_QUEUES``: prod's counts. Two sibling
+    modules that both set it (dev and prod): which one runs is a deployment choice, unknown here."""
+    files = {
+        "proj/__init__.py": "",
+        "proj/settings/__init__.py": "",
+        "proj/settings/base.py": "RQ_QUEUES = {'default': {'HOST': 'redis', 'DEFAULT_TIMEOUT': 60}}\n",
+        "proj/settings/prod.py": "from .base import *\n\nRQ_QUEUES = {'default': {'DEFAULT_TIMEOUT': 900}}\n",
+        "proj/jobs.py": SWALLOWING_JOB,
+    }
+    value, source = _limits(tmp_path, files)["proj.jobs.sync"]
+    assert value == 900 and "`proj.settings.prod`" in source
+    files["proj/settings/dev.py"] = "from .base import *\n\nRQ_QUEUES = {'default': {'DEFAULT_TIMEOUT': 30}}\n"
+    value, source = _limits(tmp_path, files)["proj.jobs.sync"]
+    assert value is UNKNOWN and "several settings modules" in source

@@ -402,17 +402,39 @@ def _django_queues(project: Project) -> _Setting | str:
     from qlint.frameworks.celery import DYNAMIC_SETTINGS, _django_settings_modules
 
     answer: _Setting | str = "`RQ_QUEUES` is not in the project's Django settings"
-    for module in _django_settings_modules(project):  # base modules first: the last one wins
-        dynamic = sorted({v.split(".")[0] for v in module.imports.values()} & DYNAMIC_SETTINGS)
-        if dynamic:
-            answer = f"the Django settings are assembled at run time by {dynamic[0]}"
-            break
-        kw = module.assigns.get(DJANGO_SETTING)
-        if kw is not None:
-            answer = _Setting(module, [(key, _dict_items(project, where, "", entry) if entry is not None else [])
-                                       for key, entry, where in _dict_items(project, module, DJANGO_SETTING, kw)])
+    modules = _django_settings_modules(project)
+    setting = [m for m in modules if DJANGO_SETTING in m.assigns]
+    # The module that star-imports every other one setting it (``prod.py`` over ``base.py``) wins.
+    winner = next((m for m in setting if all(o is m or o.module in _star_closure(project, m) for o in setting)),
+                  None)
+    dynamic = sorted({v.split(".")[0] for m in modules for v in m.imports.values()} & DYNAMIC_SETTINGS)
+    if dynamic:
+        answer = f"the Django settings are assembled at run time by {dynamic[0]}"
+    elif setting and winner is None:
+        names = ", ".join(f"`{m.module}`" for m in sorted(setting, key=lambda m: m.module))
+        answer = f"`RQ_QUEUES` is set in several settings modules ({names}): which one runs is chosen at deploy"
+    elif winner is not None:
+        module = winner
+        items = _dict_items(project, module, DJANGO_SETTING, module.assigns[DJANGO_SETTING])
+        answer = _Setting(module, [(key, _dict_items(project, where, "", entry) if entry is not None else [])
+                                   for key, entry, where in items])
     project.__dict__["_rq_queues"] = answer
     return answer
+
+
+def _star_closure(project: Project, facts: FileFacts) -> set[str]:
+    """The modules ``facts`` star-imports, directly or through others (``from .base import *``)."""
+    seen: set[str] = set()
+    stack = list(facts.star_imports)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        found = project.module(name)
+        if found is not None:
+            stack.extend(found.star_imports)
+    return seen
 
 
 def _dict_items(project: Project, facts: FileFacts, name: str, kw: Keyword, depth: int = 0) -> list[Item]:
