@@ -132,6 +132,26 @@ ENQUEUE_METHODS = frozenset({"delay", "apply_async", "delay_on_commit", "apply_a
 def collect(project: Project) -> None:
     _collect_tasks(project)
     project.sites.extend(_enqueue_sites(project, [t for t in project.tasks if t.framework == FRAMEWORK]))
+    project.sites.extend(_config_sites(project))
+
+
+def _config_sites(project: Project) -> list[Site]:
+    """Each app's limit settings, judged as written whether or not the project holds a task
+    (an invalid ``task_time_limit`` breaks every task a worker of the app runs)."""
+    sites = []
+    for app in project.apps:
+        site = Site(FRAMEWORK, "config", app.file, app.call, PROFILE, anchor=app.call.span)
+        for key in LIMIT_SETTINGS.values():
+            resolved = app.settings.get(key)
+            if resolved is None or resolved.keyword is None:
+                continue
+            site.options[key] = resolved
+            reason = invalid_duration(resolved, INVALID)
+            if reason is not None:
+                site.invalid_values.append((resolved.keyword, reason))
+        if site.options:
+            sites.append(site)
+    return sites
 
 
 def apply_workers(project: Project) -> None:
@@ -761,7 +781,6 @@ LIMIT_SETTINGS = {"time_limit": "task_time_limit", "soft_time_limit": "task_soft
 def _invalid_limits(task: Task) -> None:
     seen: set[int] = set()
     candidates = [level.get(name) for level in task.levels.values() for name in LIMIT_SETTINGS]
-    candidates += [app.settings.get(key) for app in task.apps for key in LIMIT_SETTINGS.values()]
     for resolved in candidates:
         if resolved is None or resolved.keyword is None or id(resolved.keyword) in seen:
             continue

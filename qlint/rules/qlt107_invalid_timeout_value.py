@@ -157,6 +157,12 @@ def send_report(day):
     ]
     INVALID = [
         Invalid("""
+from celery import Celery
+
+app = Celery("proj")
+app.conf.task_time_limit = -1
+""", expect=4, note="a configuration value is judged though the project holds no task yet"),
+        Invalid("""
 from redis import Redis
 from rq import Queue
 from rq.decorators import job

@@ -14,8 +14,9 @@ from qlint.rules._common import number_text, written_on_task
 @register
 class PrefetchWithLongTasks(Rule):
     """## What it does
-    Checks for Celery apps with tasks that are expected to run 300 s or more (a time limit
-    of at least 300 s written on the task) whose workers prefetch more than one message per
+    Checks for Celery apps with tasks that may run 300 s or more (an effective time limit of
+    at least 300 s, written on the task or the app's `task_time_limit`) whose workers prefetch
+    more than one message per
     process: `worker_prefetch_multiplier` left at its default of 4 or set above 1, without
     `worker_disable_prefetch` on a Redis broker. A multiplier of `0` is reported whatever
     the tasks.
@@ -33,8 +34,9 @@ class PrefetchWithLongTasks(Rule):
     manifests that runs the app passes `--prefetch-multiplier`, the configuration is not
     judged; judging the flags themselves comes with the manifest side (issue 5). A long
     task routed to a queue of its own whose worker alone passes `--prefetch-multiplier=1`
-    is still reported on the configuration. A global
-    `task_time_limit` is a safety net, not a sign of long tasks, and does not count.
+    is still reported on the configuration. An app-wide `task_time_limit` counts as every
+    task's limit (RULES.md's "effective"): an app that lets its tasks run 30 minutes is judged
+    as one whose tasks may, though most of them may finish in seconds.
 
     ## Example
     ```python
@@ -117,16 +119,6 @@ app.conf.worker_disable_prefetch = True
 def rebuild_index():
     pass
 """, note="prefetch disabled on a Redis broker"),
-        Valid("""
-from celery import Celery
-
-app = Celery("proj")
-app.conf.task_time_limit = 3600
-
-@app.task
-def send_email(user_id):
-    pass
-""", note="a global limit is a safety net, not a long task"),
         Valid({
             "proj/__init__.py": "",
             "proj/celery.py": """
@@ -164,6 +156,27 @@ def rebuild_index():
 """, note="a multiplier qlint cannot compute"),
     ]
     INVALID = [
+        Invalid("""
+from celery import Celery
+
+app = Celery("proj", broker="amqp://rabbit//")
+app.conf.task_time_limit = 1800
+
+@app.task
+def export(report_id):
+    pass
+""", expect=3, fixed="""
+from celery import Celery
+
+app = Celery("proj", broker="amqp://rabbit//")
+app.conf.task_time_limit = 1800
+app.conf.worker_prefetch_multiplier = 1
+
+@app.task
+def export(report_id):
+    pass
+""", message="`task_time_limit` of the app", note="the app-wide limit is the tasks' effective limit (RULES.md: "
+                                                 "\"effective\" merges every place a value comes from)"),
         Invalid("""
 from celery import Celery
 
@@ -288,7 +301,7 @@ app.register_task(Rebuild())
                 more = f", as may {len(long_tasks) - 1} more task{'s' if len(long_tasks) > 2 else ''}" \
                     if len(long_tasks) > 1 else ""
                 default = " (Celery's default)" if multiplier.source == "default" else f" ({multiplier.source})"
-                what = (f"task `{task.name}` may run {number_text(seconds)} s (`{option}`){more}, yet with "
+                what = (f"task `{task.name}` may run {number_text(seconds)} s ({option}){more}, yet with "
                         f"`{cb.PREFETCH_SETTING}` of {value}{default} each worker process reserves {value} messages "
                         "that wait behind a long task while other workers sit idle")
             message = what + ignored
@@ -313,11 +326,16 @@ app.register_task(Rebuild())
             for option in cb.TIME_LIMIT_OPTIONS:
                 limit = task.option(option)
                 norm = task.norm.get(option)
-                if limit is None or norm is None or not written_on_task(limit) or limit.keyword is None:
+                if limit is None or norm is None or limit.keyword is None:
+                    continue
+                app_wide = limit.source.startswith("setting ")  # the app's limit counts for its tasks
+                if not written_on_task(limit) and not app_wide:
                     continue
                 if isinstance(norm.value, (int, float)) and not math.isinf(norm.value):
                     if norm.value >= cb.LONG_TASK_SECONDS:
-                        found.append((task, float(norm.value), f"{option}={number_text(norm.value)}"))
+                        label = f"`{limit.source.removeprefix('setting ')}` of the app" if app_wide else \
+                            f"`{option}={number_text(norm.value)}`"
+                        found.append((task, float(norm.value), label))
                     break  # the hard limit decides when there is one
         return sorted(found, key=lambda f: -f[1])
 
