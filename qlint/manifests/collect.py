@@ -15,7 +15,7 @@ from qlint.lint.facts import Span
 from qlint.lint.source import SourceFile
 from qlint.manifests import yamldoc
 from qlint.manifests.commands import WorkerCommand, parse
-from qlint.manifests.workloads import Container, Token, Workload, compose, kubernetes
+from qlint.manifests.workloads import Container, Token, Workload, compose, kubernetes, limit_range
 
 
 @dataclass
@@ -44,6 +44,7 @@ class ManifestFile:
     src: SourceFile
     workloads: list[Workload] = field(default_factory=list)
     scalers: list[tuple[str, str, str]] = field(default_factory=list)  # (scaler, target kind, target name)
+    limit_ranges: list[tuple[str | None, set[str]]] = field(default_factory=list)  # (namespace, defaulted)
 
 
 def is_procfile(path: Path) -> bool:
@@ -69,6 +70,10 @@ def read(src: SourceFile) -> ManifestFile:
             continue
         if doc.get("services") is not None and doc.get("kind") is None:
             result.workloads.extend(compose(doc, path))
+            continue
+        defaults = limit_range(doc)
+        if defaults is not None:
+            result.limit_ranges.append(defaults)
             continue
         workload, scaler = kubernetes(doc, path)
         if workload is not None:
@@ -140,6 +145,14 @@ def join(files: list[ManifestFile], clis: dict) -> tuple[list[Workload], list[Wo
             target = by_name.get((kind, name))
             if target is not None:
                 target.autoscaled_by.append(scaler)
+    ranges = [r for f in files for r in f.limit_ranges]
+    for workload in workloads:
+        if workload.kind in ("compose", "Procfile", "script"):
+            continue
+        for namespace, defaulted in ranges:
+            # Namespaces left out (applied with ``-n``) may be the same one: counted as the same.
+            if namespace is None or workload.namespace is None or namespace == workload.namespace:
+                workload.defaulted |= defaulted
     workers = []
     for workload in workloads:
         for container in workload.containers:

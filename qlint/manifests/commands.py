@@ -3,7 +3,7 @@
 A container's ``command``/``args`` (or a compose ``entrypoint``/``command``, or a Procfile
 line) is unwrapped from the launchers around it (``sh -c``, ``exec``, ``dumb-init --``,
 ``tini --``, ``poetry run``, ``uv run``, ``python -m``, ``newrelic-admin run-program``,
-``ddtrace-run``, Django's ``manage.py``), then read with the framework's own CLI table
+``ddtrace-run``, Django's ``manage.py`` or ``django-admin``), then read with the framework's own CLI table
 (``CLI`` in each ``qlint.frameworks`` module).
 """
 
@@ -22,6 +22,8 @@ RUNNERS = {"poetry": "run", "uv": "run", "pipenv": "run", "pdm": "run", "hatch":
 SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "/bin/sh", "/bin/bash"})
 PYTHONS = frozenset({"python", "python3", "python3.10", "python3.11", "python3.12", "python3.13"})
 SEPARATORS = frozenset({"&&", "||", ";", "|"})
+# Programs that run a Django project's management commands (``manage.py rqworker``).
+DJANGO_RUNNERS = frozenset({"manage.py", "django-admin", "django-admin.py"})
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,12 @@ class WorkerCli:
     pool_fix: str = ""
     pool_setting: str = ""
     pool_default: str = ""
+    # What the pool starts when nothing sizes it, per pool kind (a value of ``kind_flag``; the ""
+    # key for a framework with one kind), as a message fragment: "the prefork pool starts one child
+    # process per CPU ...". An empty fragment: that pool ignores its size (Celery's ``solo`` runs one
+    # task at a time). A kind that is not listed is not judged. When empty, ``pool_default`` is
+    # what the framework's process pool starts.
+    pool_defaults: tuple[tuple[str, str], ...] = ()
     # The processes the worker starts (QLT403, QLT410): the flags whose value counts them (a
     # ``MAX,MIN`` value counts MAX; later flags win over earlier ones when both are given), the
     # subcommands that start them (empty: every worker command), and the flag that says what the
@@ -117,9 +125,16 @@ class WorkerCommand:
     tokens: list[Token]
     cli: WorkerCli | None = None
     subcommand: str = ""  # ``worker``, ``worker-pool``, a Django command; "" for programs without one
+    django_command: str = ""  # ``celery`` in ``manage.py celery beat`` (the subcommand is ``beat``)
     # The words that run the program, to run another of its commands the same way (a probe):
     # ``python -m``, ``poetry run``; launchers (``exec``, ``tini --``, ``VAR=value``) left out.
     runner: tuple[str, ...] = ()
+
+    @property
+    def program(self) -> str:
+        """The command as a reader names it: ``celery worker``, ``manage.py rqworker``, ``arq``."""
+        name = os.path.basename(self.tokens[0].text) if self.tokens else self.framework
+        return " ".join(word for word in (name, self.django_command, self.subcommand) if word)
 
 
 def _words(argv: list[Token]) -> list[list[Token]]:
@@ -195,14 +210,16 @@ def parse(argv: list[Token], clis: dict[str, WorkerCli]) -> list[WorkerCommand]:
         runner = _runner(raw[:len(raw) - len(words)])
         program = os.path.basename(words[0].text)
         rest = words[1:]
-        if program == "manage.py" and rest:
+        if program in DJANGO_RUNNERS and rest:
             command = rest[0].text
             for framework, cli in clis.items():
                 if command in cli.django_commands:
-                    found.append(_read(framework, cli, {cli.django_commands[command]}, rest[1:], words))
-                    found[-1].framework = framework
-                    found[-1].subcommand = command
-                    found[-1].runner = runner
+                    read = _django(framework, cli, command, rest[1:], words)
+                    if read is None:
+                        continue  # ``manage.py celery flower``: another of the framework's commands
+                    read.framework = framework
+                    read.runner = runner
+                    found.append(read)
             continue
         for framework, cli in clis.items():
             if program in cli.programs or program.removesuffix(".py") in cli.programs:
@@ -214,6 +231,22 @@ def parse(argv: list[Token], clis: dict[str, WorkerCli]) -> list[WorkerCommand]:
     for command in found:
         command.cli = clis[command.framework]
     return found
+
+
+def _django(framework: str, cli: WorkerCli, command: str, rest: list[Token],
+            words: list[Token]) -> WorkerCommand | None:
+    """A Django management command of the framework's. One named as the framework wraps its command
+    line (django-celery's ``manage.py celery worker|beat|flower``) and runs what its subcommand says
+    (None for a subcommand that is no worker or scheduler); the others (``rqworker``, ``run_huey``)
+    run the role the framework's table gives them."""
+    if command == framework and "" not in cli.roles:
+        read = _command(cli, rest, words)
+        if read is not None:
+            read.django_command = command
+        return read
+    read = _read("", cli, {cli.django_commands[command]}, rest, words)
+    read.subcommand = command
+    return read
 
 
 def _command(cli: WorkerCli, rest: list[Token], words: list[Token]) -> WorkerCommand | None:

@@ -87,18 +87,26 @@ def app_setting(apps: list, name: str):
     return written[0]
 
 
-def runs_processes(worker, apps: list) -> bool:
-    """Whether the worker's pool is made of processes (Celery's prefork, Huey's ``-k process``):
-    the only pools whose size counts processes and that recycle them."""
+def pool_kind(worker, apps: list) -> str | None:
+    """The kind of pool the worker runs, lower-cased: a value of its CLI's ``kind_flag`` (Celery
+    ``-P``, else the app's ``worker_pool``, else ``prefork``), "" for a framework with one kind of
+    pool; None when the app's configuration that could choose it cannot be read."""
     cli = worker.command.cli
     if not cli.kind_flag:
-        return True
+        return ""
     flag = worker.command.flags.get(cli.kind_flag)
     if flag is not None:
         kind = flag.value
     else:
         written = app_setting(apps, cli.kind_setting)
         if written is UNKNOWN:
-            return False
+            return None
         kind = written.value if written is not None else cli.kind_default
-    return isinstance(kind, str) and kind.strip().lower() in cli.process_kinds
+    return kind.strip().lower() if isinstance(kind, str) else None
+
+
+def runs_processes(worker, apps: list) -> bool:
+    """Whether the worker's pool is made of processes (Celery's prefork, Huey's ``-k process``):
+    the only pools whose size counts processes and that recycle them."""
+    kind = pool_kind(worker, apps)
+    return kind == "" or kind is not None and kind in worker.command.cli.process_kinds

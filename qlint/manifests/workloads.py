@@ -7,6 +7,7 @@ scale). Compose: every service of a file with a top-level ``services:`` mapping.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -49,6 +50,13 @@ class Container:
     liveness: bool = False
     node: Node | None = field(default=None, repr=False)  # the container's mapping, for fixes
 
+    @property
+    def cpu_requested(self) -> float | None:
+        """The CPU the scheduler reserves: the request, else the limit (Kubernetes copies a limit into
+        a request that is not written)."""
+        return self.cpu_request if self.cpu_request is not None else self.cpu_limit
+
+
 @dataclass
 class Workload:
     kind: str  # a Kubernetes kind, or "compose"
@@ -67,6 +75,14 @@ class Workload:
     # spec (``terminationGracePeriodSeconds``); compose: the service.
     spec: Node | None = field(default=None, repr=False)
     pod: Node | None = field(default=None, repr=False)
+    # Why this is a developer's stack rather than a deployment ("" for a deployment): a compose
+    # service that mounts the project's source from the host (``./:/app``) runs the working copy,
+    # not the image that is shipped. Rules about how a deployment runs its workers skip it.
+    development: str = ""
+    namespace: str | None = None  # ``metadata.namespace`` (None: the namespace it is applied to)
+    # Container resources a ``LimitRange`` of the project fills in when a container leaves them out
+    # ("memory limit", "cpu request", ...): Kubernetes writes them at admission.
+    defaulted: set[str] = field(default_factory=set)
 
     @property
     def file(self) -> FileFacts:
@@ -171,6 +187,7 @@ def kubernetes(doc: Node, path: str) -> tuple[Workload | None, tuple[str, str, s
         return None, None
     key = doc.key_node("kind")
     workload = Workload(kind, _text(doc.get("metadata"), "name") or "?", path, key.line_start)
+    workload.namespace = _text(doc.get("metadata"), "namespace")
     pod = doc.path(*POD_PATHS[kind])
     workload.spec = doc.get("spec")
     workload.pod = pod
@@ -192,6 +209,25 @@ def kubernetes(doc: Node, path: str) -> tuple[Workload | None, tuple[str, str, s
         deadline = doc.path("spec", "jobTemplate", "spec", "activeDeadlineSeconds")
         workload.active_deadline = deadline.number() if deadline is not None else None
     return workload, None
+
+
+def limit_range(doc: Node) -> tuple[str | None, set[str]] | None:
+    """A ``LimitRange``: its namespace and the container resources it defaults ("memory limit",
+    "cpu request", ...). A default limit is also the default request when none is given."""
+    kind = doc.get("kind")
+    if kind is None or kind.text != "LimitRange":
+        return None
+    defaulted: set[str] = set()
+    limits = doc.path("spec", "limits")
+    for item in limits.items() if limits is not None else ():
+        if (_text(item, "type") or "Container") != "Container":
+            continue
+        for resource in ("cpu", "memory"):
+            if _text(item.get("default"), resource) is not None:
+                defaulted |= {f"{resource} limit", f"{resource} request"}
+            if _text(item.get("defaultRequest"), resource) is not None:
+                defaulted.add(f"{resource} request")
+    return _text(doc.get("metadata"), "namespace"), defaulted
 
 
 def compose(doc: Node, path: str) -> list[Workload]:
@@ -230,6 +266,54 @@ def compose(doc: Node, path: str) -> list[Workload]:
             workload.grace_seconds = seconds(grace.text)
         signal = service.get("stop_signal")
         workload.stop_signal = signal.text if signal is not None else None
+        workload.development = _source_mount(service.get("volumes"), path)
         workload.containers = [container]
         out.append(workload)
     return out
+
+
+# Files that mark a folder as a Python project or package: a folder holding one (or a package
+# folder right under it) is source code, not data.
+_SOURCE_MARKERS = ("__init__.py", "manage.py", "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
+
+
+def _source_mount(volumes: Node | None, path: str) -> str:
+    """How a compose service mounts the project's source from the host, as a reason ("" when it does
+    not): a bind mount (``./:/app``, ``./src/app:/code/app``, ``type: bind``) of a folder that is Python
+    source (a project, a package, or a folder holding packages)."""
+    if volumes is None or not volumes.is_seq:
+        return ""
+    base = os.path.dirname(os.path.abspath(path))
+    for item in volumes.items():
+        host = target = None
+        if item.text is not None:  # ``HOST:CONTAINER[:MODE]``
+            parts = item.text.split(":")
+            if len(parts) >= 2:
+                host, target = parts[0], parts[1]
+        elif item.is_map and _text(item, "type") == "bind":
+            host, target = _text(item, "source"), _text(item, "target")
+        if not host or not target:
+            continue
+        for variable in ("${PWD}", "$PWD"):
+            if host.startswith(variable):
+                host = "." + host[len(variable):]
+        if not host.startswith("."):
+            continue  # a named volume, or an absolute host path qlint cannot place
+        folder = os.path.normpath(os.path.join(base, host))
+        if _is_source(folder):
+            return f"mounts the project's source from the host (`{host}` at `{target}`)"
+    return ""
+
+
+def _is_source(folder: str) -> bool:
+    if not os.path.isdir(folder):
+        return False
+    try:
+        with os.scandir(folder) as entries:
+            children = list(entries)
+    except OSError:
+        return False
+    if any(entry.name in _SOURCE_MARKERS for entry in children):
+        return True
+    return any(entry.is_dir(follow_symlinks=False) and os.path.isfile(os.path.join(entry.path, "__init__.py"))
+               for entry in children)

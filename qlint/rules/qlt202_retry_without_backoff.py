@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+import math
 
 from qlint.fixers.calls import add_class_attributes, add_keywords, replace_value
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit, Severity
-from qlint.lint.facts import CallFact, ClassFact, FileFacts, Keyword
+from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword
 from qlint.lint.model import Project, Resolved, Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import add_task_options, retry_calls, retry_delay_text, where
+from qlint.rules._common import add_task_options, autoretry, number_text, retry_calls, where
 
 RETRY_DELAY = 10  # seconds a fix puts between automatic retries (the domain catalog's B12)
+CATCH_ALL = frozenset({"builtins.Exception", "builtins.BaseException"})
 
 
 def _retries(value) -> bool:
@@ -37,17 +39,34 @@ def _non_empty(project: Project, resolved: Resolved) -> bool:
     return False
 
 
-def _falsy(resolved: Resolved | None) -> bool:
-    return resolved is None or (resolved.known and not resolved.value)
-
-
-def _has_countdown(resolved: Resolved | None) -> bool | None:
-    """True/False for a readable ``retry_kwargs``; None when qlint cannot read it."""
-    if resolved is None or resolved.value is None:
+def _unreachable(task: Task, fn: FunctionFact, call: CallFact) -> bool:
+    """The call sits in an ``except`` clause that an earlier clause of the same ``try`` shadows
+    (``except Exception: ... except OperationalError: self.retry()``)."""
+    handler = call.handler
+    if handler is None:
         return False
-    if isinstance(resolved.value, dict):
-        return "countdown" in resolved.value
-    return None
+    for earlier in fn.handlers:
+        if earlier is handler or earlier.try_index != handler.try_index or earlier.span.start >= handler.span.start:
+            continue
+        if not earlier.types or any(task.file.qualify(t) in CATCH_ALL for t in earlier.types):
+            return True
+    return False
+
+
+def _call_retries(project: Project, task: Task, call: CallFact):
+    """The retry limit a ``self.retry(...)`` call runs under: its own ``max_retries`` (unless ``None``),
+    else the task's (``Task.retry``: ``max_retries = self.max_retries if max_retries is None``)."""
+    if len(call.args) >= 7:
+        return None
+    written = call.kwargs.get("max_retries")
+    if written is not None:
+        folded = project.fold(written.value)
+        if not folded.known:
+            return None
+        if folded.value is not None:
+            return folded.value
+    norm = task.norm.get("max_retries")
+    return norm.value if norm is not None else None
 
 
 def _call_with(facts: FileFacts, keyword: Keyword) -> CallFact | None:
@@ -115,24 +134,34 @@ class RetryWithoutBackoff(Rule):
 
     - a task with `autoretry_for` but neither `retry_backoff` nor a `countdown` in
       `retry_kwargs` (wherever each is set: the decorator, a decorator wrapper such as
-      `functools.partial(shared_task, ...)`, a base class or `task_annotations`);
+      `functools.partial(shared_task, ...)`, a base class or `task_annotations`), unless
+      `retry_backoff=False` is written together with a `default_retry_delay`;
     - a `self.retry(...)` call (or `<task>.retry(...)`) with neither `countdown` nor `eta`,
-      in a task with no `default_retry_delay` of its own.
+      in a task with no `default_retry_delay` of its own. `retry_backoff` does not help
+      there: Celery reads it only when `autoretry_for` retries (`celery/app/autoretry.py`),
+      and the message says so when the task sets it.
 
     ## Why is this bad?
-    Without a delay of its own, every retry waits `default_retry_delay`: 180 seconds, the
-    same for every task instance. When a dependency fails, every task that touched it
-    fails together, and all of them come back together 180 s later, again and again: the
-    synchronized retries hammer the dependency while it is trying to recover (a
-    thundering herd). `retry_backoff=True` makes the delays grow exponentially
-    (`2 ** retries`, capped by `retry_backoff_max`, 600 s) with random jitter, spreading
-    the retries out.
+    Without a delay of its own, every retry waits `default_retry_delay` (180 seconds unless
+    the task sets another), the same for every task instance. When a dependency fails,
+    every task that touched it fails together, and all of them come back together that
+    many seconds later, again and again: the synchronized retries hammer the dependency
+    while it is trying to recover (a thundering herd). `retry_backoff=True` makes the
+    delays grow exponentially (`2 ** retries`, capped by `retry_backoff_max`, 600 s) with
+    random jitter, spreading the retries out.
+
+    The message gives the retries' real count and delay: `max_retries` from `retry_kwargs`
+    (which overrides the task's own, as `autoretry_for` passes `retry_kwargs` to `Task.retry`),
+    and `default_retry_delay` wherever it is set (the task, a base class, `task_annotations`;
+    Celery's default is 180 s). A task that cannot retry (`max_retries=0`) is not reported.
 
     ## Known problems
-    A fixed `default_retry_delay` chosen for the task is taken as deliberate for manual
-    `self.retry(...)` calls; for `autoretry_for` only a backoff or an explicit `countdown`
-    counts. When the decorator receives `**kwargs` or `task_annotations` cannot be read,
-    the rule stays silent.
+    A fixed delay chosen for the task is taken as deliberate: a `default_retry_delay` for
+    manual `self.retry(...)` calls; for `autoretry_for` a `countdown` (or `eta`) in
+    `retry_kwargs`, or `retry_backoff=False` written together with a `default_retry_delay`.
+    A `default_retry_delay` alone, with `retry_backoff` never mentioned, is still reported:
+    nothing says backoff was considered. When the decorator receives `**kwargs` or
+    `task_annotations` cannot be read, the rule stays silent.
 
     ## Example
     ```python
@@ -167,8 +196,10 @@ class RetryWithoutBackoff(Rule):
     ```
 
     ## Per framework
-    - **Celery**: `autoretry_for` without `retry_backoff` or a `countdown` in `retry_kwargs`;
-      `self.retry(...)` with neither `countdown` nor `eta` and no `default_retry_delay`.
+    - **Celery**: `autoretry_for` without `retry_backoff` or a `countdown` in `retry_kwargs`
+      (`retry_backoff=False` with a `default_retry_delay` is a chosen fixed delay, not
+      reported); `self.retry(...)` with neither `countdown` nor `eta` and no
+      `default_retry_delay`.
     - **Huey**: `retries=N` with `retry_delay` absent or `0` (the default): every retry is
       enqueued at once. `@huey.task(retries=3)` → `@huey.task(retries=3, retry_delay=10)`.
     - **RQ**: `Retry(max=N)` without `interval` (default `0`): "the failed job will be
@@ -251,6 +282,31 @@ def charge(self, order_id):
         raise self.retry(exc=exc, countdown=2 ** self.request.retries)
 """, note="the call chooses its own delay"),
         Valid("""
+from celery import Celery, Task
+
+app = Celery("proj")
+
+class BuildTask(Task):
+    autoretry_for = (ConnectionError,)
+    max_retries = 25
+    default_retry_delay = 5 * 60
+    retry_backoff = False
+
+    def run(self, build_id):
+        pass
+""", note="retry_backoff=False next to a default_retry_delay: a fixed delay chosen on purpose"),
+        Valid("""
+from celery import shared_task
+
+@shared_task(autoretry_for=(ConnectionError,), retry_kwargs={"max_retries": 0})
+def ping(host):
+    pass
+
+@shared_task(bind=True, max_retries=0)
+def probe(self, host):
+    self.retry()
+""", note="max_retries=0: the first failure is final, no retry waits"),
+        Valid("""
 from celery import shared_task
 
 @shared_task(bind=True, default_retry_delay=30)
@@ -283,6 +339,19 @@ from celery import shared_task
 def charge(self, order_id):
     self.retry()
 """, note="not bound: self is not the task (QLT204 reports that)"),
+        Valid("""
+from celery import shared_task
+from django.db import OperationalError
+
+@shared_task(bind=True)
+def finish(self, version_id):
+    try:
+        pass
+    except Exception:
+        raise
+    except OperationalError as exc:
+        raise self.retry(exc=exc)
+""", note="a retry in a handler an earlier `except Exception` shadows never runs"),
         Valid("""
 from celery import shared_task
 
@@ -346,7 +415,7 @@ from celery import shared_task
 @shared_task(
     autoretry_for=(ConnectionError, TimeoutError),
     retry_backoff=False,
-    default_retry_delay=60,
+    retry_kwargs={"max_retries": 5},
 )
 def sync_inventory(store_id):
     pass
@@ -356,11 +425,36 @@ from celery import shared_task
 @shared_task(
     autoretry_for=(ConnectionError, TimeoutError),
     retry_backoff=True,
-    default_retry_delay=60,
+    retry_kwargs={"max_retries": 5},
 )
 def sync_inventory(store_id):
     pass
-""", message="60 s", note="an explicit retry_backoff=False, reported on the keyword's own line"),
+""", message="each of the up to 5 automatic retries of `tasks.sync_inventory` waits a fixed default_retry_delay "
+              "of 180 s (Celery's default)",
+            note="retry_backoff=False with no delay chosen; the retry count from retry_kwargs"),
+        Invalid({
+            "proj/__init__.py": "",
+            "proj/celery.py": """
+from celery import Celery, Task
+
+app = Celery("proj")
+app.conf.task_annotations = {"proj.tasks.sync_inventory": {"default_retry_delay": 45, "max_retries": 8}}
+""",
+            "proj/tasks.py": """
+from proj.celery import app
+
+@app.task(autoretry_for=(ConnectionError,))
+def sync_inventory(store_id):
+    pass
+""",
+        }, expect=[("proj/tasks.py", 3)], fixed={"proj/tasks.py": """
+from proj.celery import app
+
+@app.task(autoretry_for=(ConnectionError,), retry_backoff=True)
+def sync_inventory(store_id):
+    pass
+"""}, message="up to 8 automatic retries of `proj.tasks.sync_inventory` waits a fixed default_retry_delay of 45 s "
+              "(task_annotations)", note="the effective delay and count from task_annotations"),
         Invalid({
             "proj/__init__.py": "",
             "proj/celery.py": """
@@ -384,6 +478,19 @@ def refund(self, order_id):
 """,
         }, expect=[("proj/tasks.py", 8), ("proj/tasks.py", 12)], message="fixed default_retry_delay of 180 s",
             note="manual retries without countdown/eta: no fix"),
+        Invalid("""
+from celery import shared_task
+
+@shared_task(bind=True, max_retries=None, retry_backoff=True, retry_backoff_max=60)
+def index_document(self, document_id):
+    try:
+        pass
+    except LookupError as exc:
+        raise self.retry(exc=exc)
+""", expect=8, message="every retry of `tasks.index_document` (`max_retries` sets no limit) waits a fixed "
+              "default_retry_delay of 180 s (Celery's default); `retry_backoff=True` (decorator) does not apply, "
+              "Celery reads it only for `autoretry_for`",
+            note="retry_backoff drives autoretry_for only, never a manual self.retry(...)"),
         Invalid({
             "proj/__init__.py": "",
             "proj/celery.py": """
@@ -450,12 +557,20 @@ class SyncTask(Task):
             self._autoretry(ctx, task)
             if task.option("default_retry_delay") is not None:
                 continue
-            for _fn, call in retry_calls(project, task):
+            for fn, call in retry_calls(project, task):
                 if call.has_star or "countdown" in call.kwargs or "eta" in call.kwargs or len(call.args) >= 5:
                     continue
-                ctx.report(task.file, call.span, f"`{call.dotted}(...)` has neither `countdown` nor `eta`: every "
-                           f"retry of `{task.name}` waits {retry_delay_text(task)}; synchronized retries hammer "
-                           "a recovering dependency", statement=call.statement)
+                if _unreachable(task, fn, call):
+                    continue  # an earlier handler of the same ``try`` catches everything: this retry never runs
+                count = _call_retries(project, task, call)
+                if count == 0:
+                    continue  # ``max_retries=0``: the call raises instead of retrying
+                backoff = task.option("retry_backoff")
+                unused = f"; `retry_backoff={backoff.value!r}` ({backoff.source}) does not apply, Celery reads it " \
+                    "only for `autoretry_for`" if backoff is not None and backoff.known and backoff.value else ""
+                ctx.report(task.file, call.span, f"`{call.dotted}(...)` has neither `countdown` nor `eta`: "
+                           f"{_retries_text(count, task, '')} waits {_delay_text(task.norm.get('retry_delay'))}"
+                           f"{unused}; synchronized retries hammer a recovering dependency", statement=call.statement)
         self._retry_sites(ctx)
 
     def _automatic(self, ctx: RuleContext, task: Task) -> None:
@@ -493,14 +608,39 @@ class SyncTask(Task):
         if auto is None or auto.keyword is None or auto.file is None or not _non_empty(ctx.project, auto):
             return
         backoff = task.option("retry_backoff")
-        if not _falsy(backoff) or _has_countdown(task.option("retry_kwargs")) is not False:
-            return
+        plan = autoretry(ctx.project, task)
+        if plan is None or plan.factor or plan.backoff_unknown or plan.delay_option != "default_retry_delay" or \
+                plan.fixed_by_choice:
+            return  # a backoff, a delay chosen in ``retry_kwargs`` or next to ``retry_backoff=False``, or unreadable
+        count = plan.count
+        if count == 0:
+            return  # ``max_retries=0``: the first failure is final, there is no retry to wait for
         edits = _backoff_fix(ctx, task, auto, backoff)
         fix = ctx.fix(auto.file, "Set `retry_backoff=True`", edits) if edits else None
-        where = "" if auto.source == "decorator" else f" (set in {auto.source})"
-        backoff_text = "without `retry_backoff`" if backoff is None or backoff.keyword is None else \
-            f"with `retry_backoff={backoff.value!r}` ({backoff.source})"
+        place = "" if auto.source == "decorator" else f" (set in {auto.source})"
+        if backoff is None or backoff.keyword is None:
+            backoff_text = "without `retry_backoff`"
+        else:
+            elsewhere = "" if backoff.source == auto.source else f" ({backoff.source})"
+            backoff_text = f"with `retry_backoff={backoff.value!r}`{elsewhere}"
         ctx.report(auto.file, auto.keyword.span,
-                   f"`autoretry_for` {backoff_text}{where}: every automatic retry of `{task.name}` waits "
-                   f"{retry_delay_text(task)}; synchronized retries hammer a recovering dependency",
-                   fix=fix)
+                   f"`autoretry_for` {backoff_text}{place}: {_retries_text(count, task, 'automatic ')} waits "
+                   f"{_delay_text(plan.delay_source)}; synchronized retries hammer a recovering dependency", fix=fix)
+
+
+def _retries_text(count, task: Task, kind: str) -> str:
+    """"each of the up to 5 automatic retries of `t`", "every retry of `t` (`max_retries` sets no limit)"."""
+    if not isinstance(count, (int, float)) or isinstance(count, bool):
+        return f"every {kind}retry of `{task.name}`"
+    if math.isinf(count):
+        return f"every {kind}retry of `{task.name}` (`max_retries` sets no limit)"
+    return f"each of the up to {number_text(count)} {kind}retr{'y' if count == 1 else 'ies'} of `{task.name}`"
+
+
+def _delay_text(delay: Resolved | None) -> str:
+    """"a fixed default_retry_delay of 180 s (Celery's default)", "... of 20 s (class Resilient)"."""
+    if delay is None:
+        return "a fixed default_retry_delay"
+    value = f" of {number_text(delay.value)} s" if isinstance(delay.value, (int, float)) else ""
+    source = "Celery's default" if delay.source == "default" else where(delay)
+    return f"a fixed default_retry_delay{value} ({source})"

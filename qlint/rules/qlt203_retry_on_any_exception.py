@@ -3,10 +3,9 @@ from __future__ import annotations
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.facts import Value
-from qlint.lint.model import Project, Resolved, Task
+from qlint.lint.model import Project, Resolved
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.frameworks import celery
-from qlint.rules._common import number_text, retry_delay_seconds, written_on_task
+from qlint.rules._common import autoretry, written_on_task
 
 BROAD = {"builtins.Exception": "Exception", "builtins.BaseException": "BaseException"}
 
@@ -32,19 +31,6 @@ def broad_exception(project: Project, value: Value, depth: int = 0) -> str | Non
     return None
 
 
-def _cost(task: Task) -> str:
-    retries = task.option("max_retries")
-    count = retries.value if retries is not None else celery.TASK_DEFAULTS["max_retries"]
-    delay_s = retry_delay_seconds(task)
-    if count is None:
-        return "forever"
-    if isinstance(count, int) and not isinstance(count, bool) and delay_s is not None:
-        backoff = task.option("retry_backoff")
-        spacing = "with backoff" if backoff is not None and backoff.value else f"{number_text(delay_s)} s apart"
-        return f"{count} times, {spacing}"
-    return "several times"
-
-
 @register
 class RetryOnAnyException(Rule):
     """## What it does
@@ -57,6 +43,13 @@ class RetryOnAnyException(Rule):
     like transient network failures: each bad message costs `max_retries` x
     `default_retry_delay` (3 x 180 s by default) of worker time before it finally fails,
     and the bug shows up late, as a retry storm instead of one clear error.
+
+    The message says how often and how far apart the task is really retried, as Celery's
+    `autoretry_for` does it: `max_retries` from `retry_kwargs` (else the task's, wherever it
+    is set), a `countdown` in `retry_kwargs` or `default_retry_delay`, or with `retry_backoff`
+    the doubling waits (`retry_backoff * 2 ** retries`, capped by `retry_backoff_max`, each
+    drawn at random up to that with `retry_jitter`). A task with `max_retries=0` retries
+    nothing and is not reported.
 
     ## Known problems
     A catch-all is sometimes deliberate (a task that calls a flaky third-party SDK whose
@@ -138,6 +131,15 @@ def sync_account(account_id):
         }, note="dont_autoretry_for on the same base class"),
         Valid("""
 from celery import Celery
+
+app = Celery("proj")
+
+@app.task(autoretry_for=(Exception,), retry_kwargs={"max_retries": 0})
+def sync_account(account_id):
+    pass
+""", note="max_retries=0 in retry_kwargs: nothing is retried"),
+        Valid("""
+from celery import Celery
 from myapp.errors import Exception
 
 app = Celery("proj")
@@ -207,6 +209,35 @@ def sync_invoices(account_id):
         }, expect=[("proj/celery.py", 7)], message="10 times",
             note="a base class reported once, in its own file; one task exempts errors, two do not"),
         Invalid("""
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task(autoretry_for=(Exception,), max_retries=3, retry_kwargs={"max_retries": 5, "countdown": 10})
+def sync_account(account_id):
+    pass
+""", expect=5, message="5 times, 10 s apart", note="retry_kwargs: its max_retries and countdown are what Celery uses"),
+        Invalid("""
+from celery import shared_task
+
+with_retry = shared_task(autoretry_for=(Exception,), retry_backoff=2, retry_kwargs={"max_retries": 3})
+
+@with_retry
+def classify(item_id):
+    pass
+""", expect=3, message="3 times, after random waits of up to 2, 4 and 8 s",
+            note="retry_backoff=2: waits double from 2 s, with jitter"),
+        Invalid("""
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task(autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=60, retry_jitter=False, max_retries=482)
+def poll(job_id):
+    pass
+""", expect=5, message="482 times, after waits of 5, 10, 20 and 40 s, then 60 s each",
+            note="capped by retry_backoff_max, no jitter"),
+        Invalid("""
 from celery import Celery, Task
 
 RETRY_ON = (Exception,)
@@ -234,19 +265,22 @@ def sync_account(account_id):
 
     def check(self, ctx: RuleContext) -> None:
         for task in ctx.project.tasks:
-            autoretry = task.option("autoretry_for")
-            if autoretry is None or autoretry.keyword is None or autoretry.file is None or \
-                    not written_on_task(autoretry):
+            caught = task.option("autoretry_for")
+            if caught is None or caught.keyword is None or caught.file is None or \
+                    not written_on_task(caught):
                 continue
             if _exempts(task.option("dont_autoretry_for")):
                 continue
-            broad = broad_exception(ctx.project, autoretry.keyword.value)
+            broad = broad_exception(ctx.project, caught.keyword.value)
             if broad is None:
                 continue
-            ctx.report(autoretry.file, autoretry.keyword.span,
-                       f"`autoretry_for` includes `{broad}` ({autoretry.source}) with no `dont_autoretry_for`: "
+            plan = autoretry(ctx.project, task)
+            if plan is None or plan.count == 0:
+                continue  # ``max_retries=0``: nothing is retried
+            ctx.report(caught.file, caught.keyword.span,
+                       f"`autoretry_for` includes `{broad}` ({caught.source}) with no `dont_autoretry_for`: "
                        f"a bug in task `{task.name}` (`TypeError`, `KeyError`, bad input) is retried like a "
-                       f"transient failure, {_cost(task)}")
+                       f"transient failure, {plan.schedule()}")
 
 
 def _exempts(resolved: Resolved | None) -> bool:

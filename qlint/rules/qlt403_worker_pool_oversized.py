@@ -69,6 +69,8 @@ class WorkerPoolOversized(Rule):
       above the budget; `--max-async-tasks` are coroutines in each process).
     - **RQ**: `rq worker-pool -n 16` (or `manage.py rqworker-pool --num-workers 16`); `rq worker`
       is one process (its `-n` is the worker's name).
+    Compose services that mount the project's source from the host (`./:/app`) are a developer's
+    stack, not a deployment: not judged.
 
     ## Fix safety
     The fix rewrites the value to 2 x the CPU budget rounded up (`--autoscale` keeps its minimum,
@@ -424,7 +426,7 @@ spec:
         for worker in ctx.project.workers:
             command = worker.command
             cli = command.cli
-            if cli is None or not cli.process_flags or "worker" not in command.roles:
+            if cli is None or not cli.process_flags or "worker" not in command.roles or worker.workload.development:
                 continue
             if cli.process_commands and command.subcommand not in cli.process_commands:
                 continue

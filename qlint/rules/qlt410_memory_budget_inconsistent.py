@@ -53,6 +53,8 @@ class MemoryBudgetInconsistent(Rule):
       count at all is QLT402's case (the node's CPU count decides).
       `celery -A proj worker -c 8 --max-memory-per-child=300000` with `memory: 2Gi`: 8 x 293 MiB =
       2.3 GiB, reported.
+    Compose services that mount the project's source from the host (`./:/app`) are a developer's
+    stack, not a deployment: not judged.
 
     ## Fix safety
     There is no fix: lower `--max-memory-per-child` (to about 80 % of the limit divided by the
@@ -236,7 +238,8 @@ services:
         for worker in ctx.project.workers:
             command = worker.command
             cli = command.cli
-            if cli is None or not (cli.memory_flag or cli.memory_setting) or "worker" not in command.roles:
+            if cli is None or not (cli.memory_flag or cli.memory_setting) or "worker" not in command.roles or \
+                    worker.workload.development:
                 continue
             limit = worker.container.memory_limit
             if not limit:

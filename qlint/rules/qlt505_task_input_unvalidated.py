@@ -1,12 +1,142 @@
 from __future__ import annotations
 
+import ast
+import bisect
+import math
+from functools import lru_cache
+
 from qlint.frameworks import validation
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.facts import FunctionFact, Param
-from qlint.lint.model import Task
+from qlint.lint.model import Project, Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import task_functions
+from qlint.rules._common import number_text, retries_after, task_functions
+
+# Builtins that do no work a failed task would leave half done (conversions, checks, lookups).
+PURE_BUILTINS = frozenset({
+    "abs", "all", "any", "bool", "dict", "enumerate", "float", "frozenset", "getattr", "hasattr", "int",
+    "isinstance", "issubclass", "len", "list", "max", "min", "range", "repr", "reversed", "set", "sorted",
+    "str", "sum", "tuple", "type", "zip",
+})
+# Handler types that catch a ``KeyError``/``TypeError`` from a read (``except KeyError`` and
+# ``except TypeError`` already count as validation).
+CATCHES_READ_ERRORS = frozenset({"Exception", "BaseException", "LookupError", "KeyError", "TypeError"})
+
+
+@lru_cache(maxsize=16)
+def _tree(src: bytes) -> tuple[ast.Module, tuple[int, ...]] | None:
+    try:
+        tree = ast.parse(src)
+    except (SyntaxError, ValueError):
+        return None
+    starts = [0]
+    starts.extend(i + 1 for i, byte in enumerate(src) if byte == 0x0A)
+    return tree, tuple(starts)
+
+
+def _function_node(tree: ast.Module, starts: tuple[int, ...], fn: FunctionFact):
+    row = bisect.bisect_right(starts, fn.def_start)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno == row and node.name == fn.name:
+            return node
+    return None
+
+
+def _own_nodes(node: ast.AST):
+    """Nodes that run as part of ``node``: not the bodies of nested functions, lambdas or classes."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        yield child
+        yield from _own_nodes(child)
+
+
+def _handler_catches(handler: ast.ExceptHandler) -> bool:
+    """``except:``, ``except Exception`` (or a tuple with it) that does not raise again."""
+    if handler.type is None:
+        names = {"BaseException"}
+    else:
+        types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        names = {t.id if isinstance(t, ast.Name) else t.attr if isinstance(t, ast.Attribute) else "" for t in types}
+    if not names & CATCHES_READ_ERRORS:
+        return False
+    return not any(isinstance(n, ast.Raise) for stmt in handler.body for n in [stmt, *_own_nodes(stmt)])
+
+
+class _Body:
+    """Where the task's reads sit in its entry function: whether a read's error is caught, and
+    whether work certainly ran before it."""
+
+    def __init__(self, src: bytes, fn: FunctionFact) -> None:
+        parsed = _tree(src)
+        self.node = _function_node(*parsed, fn) if parsed is not None else None
+        self.starts = parsed[1] if parsed is not None else ()
+
+    def _offset(self, node: ast.AST, end: bool = False) -> int:
+        if end:
+            return self.starts[node.end_lineno - 1] + node.end_col_offset
+        return self.starts[node.lineno - 1] + node.col_offset
+
+    def _blocks(self):
+        """The statement lists of the function: its body and every block nested in it (not in
+        nested functions), handlers' bodies included."""
+        yield self.node.body
+        for sub in _own_nodes(self.node):
+            for name in ("body", "orelse", "finalbody"):
+                block = getattr(sub, name, None)
+                if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                    yield block
+            if isinstance(sub, ast.Try):
+                for handler in sub.handlers:
+                    yield handler.body
+
+    def _inside(self, node: ast.AST, offset: int) -> bool:
+        return self._offset(node) <= offset < self._offset(node, end=True)
+
+    def caught(self, offset: int) -> bool | None:
+        """Whether a ``KeyError`` at ``offset`` lands in a handler that swallows it (None: unknown)."""
+        if self.node is None:
+            return None
+        for sub in _own_nodes(self.node):
+            if isinstance(sub, ast.Try) and any(self._inside(stmt, offset) for stmt in sub.body) and \
+                    any(_handler_catches(h) for h in sub.handlers):
+                return True
+        return False
+
+    def work_before(self, offset: int) -> bool:
+        """A call (not a pure builtin) certainly ran before ``offset``: one in a statement before the
+        read's in the same block or an enclosing one, or in the header of a statement holding the read."""
+        if self.node is None:
+            return False
+        for block in self._blocks():
+            for index, stmt in enumerate(block):
+                if self._offset(stmt) > offset:
+                    break
+                if not (self._inside(stmt, offset) or any(self._inside(later, offset) for later in block[index + 1:])):
+                    continue
+                nested = {id(n) for name in ("body", "orelse", "finalbody", "handlers")
+                          for inner in (getattr(stmt, name, None) or []) for n in [inner, *_own_nodes(inner)]}
+                for sub in [stmt, *_own_nodes(stmt)]:
+                    if not isinstance(sub, ast.Call) or id(sub) in nested or self._offset(sub, end=True) > offset:
+                        continue
+                    if isinstance(sub.func, ast.Name) and sub.func.id in PURE_BUILTINS:
+                        continue
+                    return True
+        return False
+
+
+def _retry_clause(project: Project, task: Task, errors: tuple[type[BaseException], ...]) -> str:
+    """", and fails again on each of its 3 retries" when the framework surely retries the error."""
+    counts = {error: retries_after(project, task, error) for error in errors}
+    retried = [error for error, count in counts.items() if count is not None]
+    if not retried:
+        return ""
+    count = counts[retried[0]]
+    again = "fails again" if len(retried) == len(errors) else f"a `{retried[0].__name__}` fails again"
+    if math.isinf(count):
+        return f", and {again} on every retry, without end"
+    return f", and {again} on each of its {number_text(count)} retr{'y' if count == 1 else 'ies'}"
 
 
 def _describe(param: Param) -> str:
@@ -51,7 +181,18 @@ class TaskInputUnvalidated(Rule):
 
     Parameters only passed along, ids and typed scalars are not reported, nor reads by
     position (`rows[0]`), nor `kwargs.get("flag")` (an optional keyword argument, spelled
-    the long way).
+    the long way), nor a read by key inside a `try` whose `except Exception` (or bare
+    `except`) handler does not raise again: the task handles that failure.
+
+    The message says only what holds for the task: "partway through the task, after the
+    work done before the read" when a call certainly ran before the first read by key, and
+    "fails again on each of its N retries" only when the framework surely retries a
+    `KeyError`/`TypeError`: Celery's `autoretry_for` covering it (not exempted by
+    `dont_autoretry_for`, with `max_retries` from `retry_kwargs` or the task), Dramatiq's
+    retries (20 by default, unless `throws` lists it or `retry_when` decides), Huey's
+    `retries`. A manual `self.retry(...)`, RQ's per-enqueue `Retry`, arq (which retries only
+    on `Retry` and cancellation) and Taskiq (whose retry middlewares may be limited to some
+    exception types) are never claimed.
 
     ## Why is this bad?
     A task's arguments are whatever the message on the broker says: during a rolling deploy
@@ -59,10 +200,10 @@ class TaskInputUnvalidated(Rule):
     by another service, replayed from a dead-letter queue or by hand can hold anything. A
     task that indexes a raw dictionary then fails partway with `KeyError` or `TypeError`,
     after the side effects that ran before the read (an e-mail sent, a row written), and
-    every retry fails the same way; with `.get()` a missing or misspelled field silently
-    becomes `None` and the task does the wrong thing. Validating on entry turns a bad
-    message into one clear error before any work is done, and documents the contract
-    between producer and task.
+    where the framework retries the error every retry fails the same way; with `.get()` a
+    missing or misspelled field silently becomes `None` and the task does the wrong thing.
+    Validating on entry turns a bad message into one clear error before any work is done,
+    and documents the contract between producer and task.
 
     ## Example
     ```python
@@ -248,6 +389,17 @@ async def send_receipt(payload: dict[str, str]):
     send_mail(to=payload["email"])
 """, note="Taskiq parses annotated parameters"),
         Valid("""
+from celery import shared_task
+
+@shared_task
+def send_receipt(payload: dict):
+    try:
+        send_mail(to=payload["email"])
+    except Exception:
+        log_failure(payload)
+        return
+""", note="the read's error is handled by the task"),
+        Valid("""
 from arq import cron
 
 async def send_receipt(ctx, user_id: int):
@@ -302,6 +454,16 @@ class Import(Task):
         if not isinstance(args, tuple):
             raise TypeError(args)
 """, expect=5, message="KeyError", note="class-based task: the run method's arguments"),
+        Invalid("""
+from celery import shared_task
+
+@shared_task(autoretry_for=(Exception,), max_retries=4)
+def send_receipt(payload: dict):
+    order = create_order(payload)
+    send_mail(to=payload["email"], order=order)
+""", expect=3, message="fails with `KeyError` or `TypeError` partway through the task, after the work done before "
+                       "the read, and fails again on each of its 4 retries",
+            note="autoretry_for retries the KeyError, after the order was created"),
         Invalid("""
 from rq.decorators import job
 
@@ -375,19 +537,29 @@ class WorkerSettings:
             reads = [r for r in body.reads if not (r[1] != "subscript" and candidates[r[0]].kind == "kwarg")]
             if not reads:
                 continue
-            self._report(ctx, task, candidates[reads[0][0]], reads)
+            self._report(ctx, task, fn, candidates, reads)
 
-    def _report(self, ctx: RuleContext, task: Task, param: Param, reads) -> None:
-        name, how, text, _ = reads[0]
-        indexes = any(r[1] == "subscript" for r in reads)
-        if indexes:
-            text = next(r[2] for r in reads if r[1] == "subscript")
+    def _report(self, ctx: RuleContext, task: Task, fn: FunctionFact, candidates: dict[str, Param], reads) -> None:
+        body = _Body(ctx.source(task.file).utf8, fn)
+        # A read whose error a broad handler swallows does not fail the task.
+        failing = [r for r in reads if r[1] == "subscript" and body.caught(r[3]) is False]
+        gets = [r for r in reads if r[1] != "subscript"]
+        if failing:
+            name, _how, text, offset = failing[0]
+            param = candidates[name]
+            errors = (KeyError,) if param.kind == "kwarg" else (KeyError, TypeError)
+            shown = " or ".join(f"`{e.__name__}`" for e in errors)
+            where_ = " partway through the task, after the work done before the read" if body.work_before(offset) \
+                else ""
             outcome = ("a message of another shape (an older producer during a deploy, a replayed or hand-sent "
-                       "message) fails with `KeyError` or `TypeError` partway through the task, after the work "
-                       "done before the read, and fails again on every retry")
-        else:
+                       f"message) fails with {shown}{where_}{_retry_clause(ctx.project, task, errors)}")
+        elif gets:
+            name, _how, text, _offset = gets[0]
+            param = candidates[name]
             outcome = ("a missing or misspelled field comes through as `None` (or a wrong type) and the task "
                        "carries on with it")
+        else:
+            return  # every read by key is inside a handler that catches its error
         title = task.profile.title if task.profile else ""
         others = len({r[2] for r in reads}) - 1
         more = f" (and {others} other read{'s' if others > 1 else ''})" if others > 0 else ""

@@ -8,6 +8,7 @@ from qlint.lint.diagnostics import Severity
 from qlint.lint.model import UNKNOWN
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.manifests.joins import setting, settings_of, tasks_of
+from qlint.rules.qlt704_sigterm_interrupts_tasks import signal_name, stop_signal
 
 DEFAULT_GRACE = {"compose": 10.0}  # seconds; Kubernetes: 30
 KUBERNETES_GRACE = 30.0
@@ -21,8 +22,8 @@ class ShutdownGraceTooShort(Rule):
     30 s by default; compose `stop_grace_period`, 10 s by default) is shorter than what the
     worker waits for on shutdown: the longest effective time limit of the tasks it runs
     (read from the code: decorators, base classes, configuration, and the worker's own
-    `--time-limit`), or the framework's own shutdown wait (Dramatiq waits 600 s,
-    `--worker-shutdown-timeout`).
+    `--time-limit`), capped by the framework's own shutdown wait where it has one (Dramatiq waits
+    600 s, `--worker-shutdown-timeout`; arq waits `job_completion_wait`, 0 s by default).
 
     ## Why is this bad?
     On every deploy, scale-down or node drain, the worker receives SIGTERM and starts a warm
@@ -57,11 +58,17 @@ class ShutdownGraceTooShort(Rule):
     ## Per framework
     - **Celery**: the longest finite `time_limit` of the tasks the worker runs (the app named
       by `-A`), or the worker's `--time-limit`.
-    - **RQ**, **Huey**, **Taskiq**, **arq**: the longest finite task time limit (RQ's default
-      180 s counts; arq's `job_timeout` 300 s counts).
-    - **Dramatiq**: the longest actor `time_limit`, and the worker's own shutdown wait
-      (`--worker-shutdown-timeout`, 600 s by default).
-    Tasks without a limit are QLT101's subject and are not compared.
+    - **RQ**, **Taskiq**: the longest finite task time limit (RQ's default 180 s counts).
+    - **Dramatiq**: the longest actor `time_limit`, at most the worker's own shutdown wait
+      (`--worker-shutdown-timeout`, 600 s by default), after which it stops waiting.
+    - **arq**: the worker's `job_completion_wait` (0 s by default: it cancels running jobs at once,
+      which QLT704 reports), at most the longest `job_timeout`.
+    - **Huey**: only when the container is stopped with the consumer's graceful signal (SIGINT,
+      or SIGTERM with `-g TERM`); on the other signal Huey interrupts its tasks at once, whatever the
+      grace period (QLT704).
+    Tasks without a limit are QLT101's subject and are not compared. Schedulers (`celery beat`),
+    monitors and one-off commands wait for no task and are not judged; neither are compose
+    services that mount the project's source from the host (`./:/app`), a developer's stack.
 
     ## Fix safety
     The fix sets `terminationGracePeriodSeconds` (compose: `stop_grace_period`) to the
@@ -70,6 +77,8 @@ class ShutdownGraceTooShort(Rule):
     ## References
     - [Kubernetes: Termination of pods](https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination)
     - [Celery: Stopping the worker](https://docs.celeryq.dev/en/stable/userguide/workers.html#stopping-the-worker)
+    - [Dramatiq: worker shutdown timeout](https://dramatiq.io/cookbook.html)
+    - [arq: job_completion_wait](https://arq-docs.helpmanual.io/#arq.worker.Worker)
     - [Compose: stop_grace_period](https://docs.docker.com/reference/compose-file/services/#stop_grace_period)
     """
 
@@ -155,6 +164,80 @@ spec:
           args: ["celery", "-A", "proj", "worker"]
 """,
         }, note="no limit anywhere: QLT101 reports the task, nothing to compare here"),
+        Valid({
+            "proj/__init__.py": "",
+            "proj/worker.py": """
+from arq.connections import RedisSettings
+
+async def export(ctx, report_id):
+    pass
+
+class WorkerSettings:
+    functions = [export]
+    redis_settings = RedisSettings(host="redis")
+""",
+            "k8s/worker.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: arq
+spec:
+  template:
+    spec:
+      containers:
+        - name: arq
+          args: ["arq", "proj.worker.WorkerSettings"]
+        - name: beat
+          args: ["celery", "-A", "proj", "beat"]
+""",
+        }, note="arq cancels running jobs at once (job_completion_wait 0, QLT704's subject): no grace period "
+                "would save them; a scheduler waits for no task"),
+        Valid({
+            "proj/__init__.py": "",
+            "proj/actors.py": """
+import dramatiq
+
+@dramatiq.actor(time_limit=20_000)
+def resize(image_id):
+    pass
+""",
+            "k8s/actors.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: actors
+spec:
+  template:
+    spec:
+      containers:
+        - name: actors
+          args: ["dramatiq", "proj.actors", "-p", "2"]
+""",
+        }, note="Dramatiq waits up to 600 s, but every actor ends within 20 s"),
+        Valid({
+            "proj/__init__.py": "",
+            "proj/tasks.py": """
+from huey import RedisHuey
+
+huey = RedisHuey("proj")
+
+@huey.task(timeout=300)
+def rebuild_index():
+    pass
+""",
+            "k8s/huey.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: huey
+spec:
+  template:
+    spec:
+      containers:
+        - name: huey
+          args: ["huey_consumer", "proj.tasks.huey", "-k", "process"]
+""",
+        }, note="SIGTERM makes Huey interrupt its tasks at once (QLT704): the grace period changes nothing"),
     ]
     INVALID = [
         Invalid({
@@ -230,60 +313,170 @@ services:
     image: proj
     command: celery -A proj worker --time-limit=120 -c 2
 """}, note="compose: 10 s by default against the worker's --time-limit"),
+        Invalid({
+            "proj/__init__.py": "",
+            "proj/worker.py": """
+from arq.connections import RedisSettings
+
+async def export(ctx, report_id):
+    pass
+
+class WorkerSettings:
+    functions = [export]
+    redis_settings = RedisSettings(host="redis")
+    job_completion_wait = 120
+""",
+            "k8s/worker.yaml": """
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: drain-exports
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: arq
+          args: ["arq", "proj.worker.WorkerSettings", "--burst"]
+""",
+        }, expect=[("k8s/worker.yaml", 2)], message="the worker waits 120 s for running jobs (`job_completion_wait`)"
+                                                  ": a node drain or an eviction kills",
+            fixed={"k8s/worker.yaml": """
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: drain-exports
+spec:
+  template:
+    spec:
+      terminationGracePeriodSeconds: 150
+      restartPolicy: Never
+      containers:
+        - name: arq
+          args: ["arq", "proj.worker.WorkerSettings", "--burst"]
+"""}, note="arq waits job_completion_wait (below its 300 s job timeout); a Job is stopped by drains, not deploys"),
+        Invalid({
+            "proj/__init__.py": "",
+            "proj/tasks.py": """
+from huey import RedisHuey
+
+huey = RedisHuey("proj")
+
+@huey.task(timeout=300)
+def rebuild_index():
+    pass
+""",
+            "k8s/huey.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: huey
+spec:
+  template:
+    spec:
+      containers:
+        - name: huey
+          args: ["huey_consumer", "proj.tasks.huey", "-k", "process", "-g", "TERM"]
+""",
+        }, expect=[("k8s/huey.yaml", 2)], message="rebuild_index` may run 300 s",
+            fixed={"k8s/huey.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: huey
+spec:
+  template:
+    spec:
+      terminationGracePeriodSeconds: 330
+      containers:
+        - name: huey
+          args: ["huey_consumer", "proj.tasks.huey", "-k", "process", "-g", "TERM"]
+"""}, note="with -g TERM, Huey waits for its running tasks on SIGTERM"),
     ]
 
     def check(self, ctx: RuleContext) -> None:
-        seen: set[int] = set()
+        by_workload: dict[int, list] = {}
         for worker in ctx.project.workers:
             workload = worker.workload
-            if "worker" not in worker.command.roles or id(workload) in seen or workload.kind in ("Procfile", "Pod"):
+            if "worker" in worker.command.roles and workload.kind not in ("Procfile", "Pod") and \
+                    not workload.development:
+                by_workload.setdefault(id(workload), []).append(worker)
+        for workers in by_workload.values():
+            waits = [(wait, why, worker) for worker in workers for wait, why in [self._wait(ctx, worker)]
+                     if wait is not None]
+            if not waits:
                 continue
-            longest, why = self._longest_wait(ctx, worker)
+            longest, why, worker = max(waits, key=lambda w: w[0])
+            workload = worker.workload
             grace = workload.grace_seconds
             default = grace is None
             if default:
                 grace = DEFAULT_GRACE.get(workload.kind, KUBERNETES_GRACE)
-            if longest is None or grace >= longest:
+            if grace >= longest:
                 continue
-            seen.add(id(workload))
             target = int(math.ceil(longest)) + MARGIN
             fix = self._fix(ctx, workload, target)
             where = "the default " if default else ""
             ctx.report(workload.file, workload.anchor,
-                       f"{workload.kind} `{workload.name}` gives its {worker.framework} worker {where}{grace:g} s "
-                       f"to stop, but {why}: each deploy or drain kills tasks mid-run", fix=fix)
+                       f"{workload.kind} `{workload.name}` gives `{worker.command.program}` {where}{grace:g} s to stop, "
+                       f"but {why}: {_consequence(workload.kind)}", fix=fix)
+
+    @classmethod
+    def _wait(cls, ctx: RuleContext, worker) -> tuple[float | None, str]:
+        """How long the worker may wait for its running tasks once it is told to stop, and why; None
+        when it does not wait (SIGTERM interrupts its tasks: QLT704) or qlint cannot tell."""
+        cli = worker.command.cli
+        if cli is None or not _graceful_on_stop(worker):
+            return None, ""
+        tasks, unbounded = cls._longest_task(ctx, worker)
+        if cli.shutdown_flag or cli.shutdown_setting:  # the worker's own bound on the wait
+            bound = cls._own_bound(ctx, worker)
+            if bound is None:
+                return None, ""
+            if tasks is not None and not unbounded and tasks[0] < bound[0]:
+                return tasks  # every task ends before the worker would stop waiting
+            return bound
+        return tasks if tasks is not None else (None, "")
 
     @staticmethod
-    def _longest_wait(ctx: RuleContext, worker) -> tuple[float | None, str]:
+    def _longest_task(ctx: RuleContext, worker) -> tuple[tuple[float, str] | None, bool]:
+        """The longest finite limit of the tasks the worker runs (with why), and whether some of its
+        tasks have no limit at all."""
         cli = worker.command.cli
         flags = worker.command.flags
-        candidates: list[tuple[float, str]] = []
-        if cli is not None and cli.time_limit_flag and cli.time_limit_flag in flags:
+        if cli.time_limit_flag and cli.time_limit_flag in flags:
             value = _number(flags[cli.time_limit_flag].value)
             if value:
-                candidates.append((value, f"its tasks may run {value:g} s (`--time-limit`)"))
-        else:
-            for task in tasks_of(ctx.project, worker):
-                limit = task.norm.get("time_limit")
-                value = limit.value if limit is not None else None
-                if isinstance(value, (int, float)) and value is not UNKNOWN and not math.isinf(value) and value > 0:
-                    candidates.append((float(value), f"task `{task.name}` may run {value:g} s ({limit.source})"))
-        if cli is not None and cli.shutdown_flag:
-            flag = flags.get(cli.shutdown_flag)
+                return (value, f"its tasks may run {value:g} s (`--time-limit`)"), False
+            return None, False
+        candidates: list[tuple[float, str]] = []
+        unbounded = False
+        for task in tasks_of(ctx.project, worker):
+            limit = task.norm.get("time_limit")
+            value = limit.value if limit is not None else None
+            if isinstance(value, (int, float)) and value is not UNKNOWN and math.isinf(value):
+                unbounded = True
+            elif isinstance(value, (int, float)) and value is not UNKNOWN and value > 0:
+                candidates.append((float(value), f"task `{task.name}` may run {value:g} s ({limit.source})"))
+        return (max(candidates, key=lambda c: c[0]) if candidates else None), unbounded
+
+    @staticmethod
+    def _own_bound(ctx: RuleContext, worker) -> tuple[float, str] | None:
+        """The worker's own wait for running tasks when told to stop (Dramatiq's
+        ``--worker-shutdown-timeout``, arq's ``job_completion_wait``), after which it stops them."""
+        cli = worker.command.cli
+        if cli.shutdown_flag:
+            flag = worker.command.flags.get(cli.shutdown_flag)
             written = _number(flag.value) if flag is not None else None
+            if flag is not None and written is None:
+                return None  # ``${TIMEOUT}``: not a value qlint can read
             value = written / cli.shutdown_scale if written is not None else cli.shutdown_default
-            if value > 0:
-                candidates.append((value, f"the worker itself waits {value:g} s for running tasks "
-                                          f"(`{cli.shutdown_flag}`)"))
-        if cli is not None and cli.shutdown_setting:  # arq ``WorkerSettings.job_completion_wait``
-            site = settings_of(ctx.project, worker)
-            value = setting(site, cli.shutdown_setting, cli.shutdown_default) if site is not None else None
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-                candidates.append((float(value), f"the worker waits {value:g} s for running jobs "
-                                                 f"(`{cli.shutdown_setting}`)"))
-        if not candidates:
-            return None, ""
-        return max(candidates, key=lambda c: c[0])
+            return value, f"the worker itself waits {value:g} s for running tasks (`{cli.shutdown_flag}`)"
+        site = settings_of(ctx.project, worker)
+        value = setting(site, cli.shutdown_setting, cli.shutdown_default) if site is not None else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None  # the settings class is not in the project, or the value cannot be read
+        return float(value), f"the worker waits {value:g} s for running jobs (`{cli.shutdown_setting}`)"
 
     @staticmethod
     def _fix(ctx: RuleContext, workload, target: int):
@@ -295,6 +488,26 @@ services:
                 if workload.pod is not None and workload.pod.is_map else []
         key = "stop_grace_period" if workload.kind == "compose" else "terminationGracePeriodSeconds"
         return ctx.fix(workload.file, f"Set `{key}` to {target} s", edits) if edits else None
+
+
+def _graceful_on_stop(worker) -> bool:
+    """Whether the signal the container is stopped with lets the worker finish its running tasks: the
+    worker's graceful signal (Huey's SIGINT unless ``-g TERM``); SIGTERM for the other frameworks."""
+    stop = worker.command.cli.stop_signals
+    if stop is None:
+        return True
+    flag = worker.command.flags.get(stop.flag) if stop.flag else None
+    graceful = signal_name(flag.value) if flag is not None else signal_name(stop.graceful)
+    sent, _, _ = stop_signal(worker)
+    return graceful is not None and sent == graceful
+
+
+def _consequence(kind: str) -> str:
+    if kind == "compose":
+        return "each `docker compose stop`, restart or redeploy kills the tasks still running"
+    if kind in ("Job", "CronJob"):
+        return "a node drain or an eviction kills the tasks still running"
+    return "each deploy, scale-down or node drain kills the tasks still running"
 
 
 def _number(text: str | None) -> float | None:

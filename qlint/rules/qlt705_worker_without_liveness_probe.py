@@ -26,13 +26,16 @@ FINITE = frozenset({"Procfile", "Job", "CronJob"})
 class WorkerWithoutLivenessProbe(Rule):
     """## What it does
     Checks for containers that run a task worker without a `livenessProbe` (compose services
-    without a `healthcheck`). Workers in Jobs, CronJobs and Procfiles are not checked.
+    without a `healthcheck`). Workers in Jobs, CronJobs and Procfiles are not checked, nor are
+    schedulers (`celery beat`), monitors (`celery flower`) and one-off commands, nor compose
+    services that mount the project's source from the host (`./:/app`, a developer's stack).
 
     ## Why is this bad?
     A worker can stop working without exiting: a prefork pool whose children are deadlocked,
     a consumer that lost its broker connection and never reconnects, a main loop blocked on a
     stuck socket. The process stays up, Kubernetes reports the pod Running and Ready, and the
-    worker holds its reserved (prefetched) messages while the queue grows. Without a liveness
+    worker runs nothing while the queue grows (a Celery or Dramatiq worker also keeps the
+    messages it prefetched from the other workers). Without a liveness
     probe nothing restarts it; with one, the kubelet does after a few failed checks. Compose
     only marks a service with a failing `healthcheck` unhealthy: Swarm replaces it, and plain
     Compose needs a watchdog (or `depends_on: condition: service_healthy`) to act on it.
@@ -148,6 +151,21 @@ spec:
               image: proj
               args: ["rq", "worker", "--burst", "default"]
 """}, note="a burst worker in a CronJob runs to completion"),
+        Valid({
+            "proj/__init__.py": "",
+            "docker-compose.yml": """
+services:
+  worker:
+    build: .
+    command: python manage.py rqworker default
+    volumes:
+      - ./:/app
+  scheduler:
+    image: proj
+    command: python manage.py celery beat
+""",
+        }, note="a service that runs the working copy mounted from the host is a developer's stack; "
+                "django-celery's `manage.py celery beat` is a scheduler"),
     ]
     INVALID = [
         Invalid({"k8s/worker.yaml": """
@@ -310,7 +328,8 @@ spec:
     def check(self, ctx: RuleContext) -> None:
         by_container: dict[int, list] = {}
         for worker in ctx.project.workers:
-            if "worker" in worker.command.roles and worker.workload.kind not in FINITE:
+            if "worker" in worker.command.roles and worker.workload.kind not in FINITE and \
+                    not worker.workload.development:
                 by_container.setdefault(id(worker.container), []).append(worker)
         for workers in by_container.values():
             worker = workers[0]
@@ -325,10 +344,10 @@ spec:
             else:
                 consequence = "and nothing restarts it"
             ctx.report(workload.file, container.anchor,
-                       f"Container `{container.name}` runs a {worker.framework} worker with no "
-                       f"`{'healthcheck' if compose else 'livenessProbe'}`: a worker that hangs (a deadlocked pool, "
-                       "a broker connection it never recovers) stays up, holds its reserved messages and runs "
-                       f"nothing, {consequence}", fix=fix)
+                       f"Container `{container.name}` runs `{worker.command.program}` with no "
+                       f"`{'healthcheck' if compose else 'livenessProbe'}`: a worker that hangs (deadlocked, or "
+                       f"waiting on a broker connection it never recovers) stays up and runs nothing, {consequence}",
+                       fix=fix)
 
     def _fix(self, ctx: RuleContext, worker):
         command = _probe_command(ctx, worker)

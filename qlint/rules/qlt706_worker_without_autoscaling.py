@@ -314,6 +314,6 @@ spec:
             if workload.replicas is None:
                 fixed += " (`replicas` is not set)"
             ctx.report(workload.file, workload.anchor,
-                       f"{workload.kind} `{workload.name}` runs its {worker.framework} worker at a fixed {fixed} "
+                       f"{workload.kind} `{workload.name}` runs `{worker.command.program}` at a fixed {fixed} "
                        "and no HorizontalPodAutoscaler or KEDA ScaledObject targets it: a burst of tasks waits in "
                        "the queue until the backlog drains at that fixed rate")
