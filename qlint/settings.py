@@ -130,6 +130,10 @@ OPTIONS: tuple[Option, ...] = (
            "calls (QLT106).", "int | float", "http-timeout = 10"),
     Option("max-tasks-per-child", _positive_int, 1000, "Child recycling bound that fixes insert (QLT401).",
            "int", "max-tasks-per-child = 500"),
+    Option("expiry-interval", _positive_number, 3600, "QLT609 reports a periodic task with no `expires` only "
+           "when it runs more often than this, in seconds: its interval, or its crontab's shortest gap between "
+           "two runs, is shorter. Slower schedules (hourly, daily) are not reported.", "int | float",
+           "expiry-interval = 900"),
 )
 
 DEFAULT_EXCLUDES = (
@@ -158,6 +162,7 @@ class Settings:
     max_retries: int = 3
     http_timeout: float | int = 30
     max_tasks_per_child: int = 1000
+    expiry_interval: float | int = 3600
     # Where the settings came from; patterns are relative to this directory.
     config_path: Path | None = None
     root: Path = field(default_factory=Path.cwd)

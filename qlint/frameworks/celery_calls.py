@@ -8,7 +8,8 @@
 - Broker kind from ``broker_url``, message priorities and the queues that declare
   ``x-max-priority``; Dramatiq's ``RabbitmqBroker(max_priority=...)`` range.
 - Beat schedule entries (``beat_schedule`` / ``CELERY_BEAT_SCHEDULE``,
-  ``add_periodic_task``) with their options.
+  ``add_periodic_task``) with their options, and how often each runs (a ``crontab`` by the
+  shortest gap between two of its runs, from Celery's own crontab syntax).
 
 Facts checked against celery 5.7.0 / kombu 5.7.0 / dramatiq 2.2.1 sources (paths below are
 inside those packages).
@@ -19,8 +20,11 @@ from __future__ import annotations
 import json
 import re
 import sys
+from calendar import monthrange
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -785,12 +789,229 @@ def _periodic_call(project: Project, facts: FileFacts, call: CallFact) -> BeatEn
                      task.name if task else task_name, schedule, expires, readable, call=call)
 
 
-def schedule_seconds(project: Project, value: Value | None) -> float | None:
-    """A beat schedule's interval in seconds when it is a number or a ``timedelta`` (not a crontab)."""
-    if value is None:
+# ``celery.schedules`` (celery/schedules.py): ``crontab(minute, hour, day_of_week, day_of_month,
+# month_of_year)`` and the interval ``schedule(run_every)``; ``celery.task.schedules`` is Celery 3's path.
+CRONTAB = frozenset({"celery.schedules.crontab", "celery.task.schedules.crontab"})
+INTERVAL_SCHEDULE = frozenset({"celery.schedules.schedule", "celery.task.schedules.schedule"})
+# (name, max_, min_) as ``crontab.__init__`` passes them to ``_expand_cronspec``, in positional order.
+CRON_FIELDS = (("minute", 60, 0), ("hour", 24, 0), ("day_of_week", 7, 0), ("day_of_month", 31, 1),
+               ("month_of_year", 12, 1))
+# ``celery.utils.time.weekday``: a name's first three letters, Sunday = 0.
+_WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
+# The Gregorian calendar repeats every 400 years (146097 days, a whole number of weeks).
+_CYCLE_YEARS = 400
+_CYCLE_DAYS = 146097
+
+
+@dataclass(frozen=True)
+class ScheduleInterval:
+    """How often a beat schedule runs: the shortest gap between two of its runs."""
+
+    seconds: float
+    regular: bool  # every gap between two runs is ``seconds`` (an interval; a crontab such as ``*/5``)
+    env: str | None = None  # the value is this environment variable's default: it can be overridden
+
+
+def schedule_interval(project: Project, value: Value | None, depth: int = 0) -> ScheduleInterval | None:
+    """The interval of a beat schedule as written: a number of seconds, a ``timedelta``,
+    ``schedule(run_every)``, or a ``crontab(...)`` by the shortest gap between two of its runs.
+    None when qlint cannot tell (a value it cannot fold, ``solar``, a schedule class of the
+    project's own, a crontab that never runs or that Celery would reject)."""
+    if value is None or depth > 8:
         return None
-    result = seconds(project.fold(value).value)
-    return result if result is not None and result > 0 else None
+    if value.kind == "name":
+        found = project.assignment(value.qualified)
+        if found is not None:
+            return schedule_interval(project, found[1].value, depth + 1)
+    if value.kind == "call" and value.call is not None:
+        call = value.call
+        target = _canonical(project, call.qualified)
+        if target in CRONTAB:
+            return _crontab_interval(project, call)
+        if target in INTERVAL_SCHEDULE:
+            every = call.args[0] if call.args else (
+                call.kwargs["run_every"].value if "run_every" in call.kwargs else None)
+            return None if every is None or call.has_star else schedule_interval(project, every, depth + 1)
+    folded = project.fold(value)
+    result = seconds(folded.value)
+    if result is None or not result > 0 or result == float("inf"):
+        return None
+    return ScheduleInterval(result, True, folded.env)
+
+
+def _crontab_interval(project: Project, call: CallFact) -> ScheduleInterval | None:
+    if call.has_star or len(call.args) > len(CRON_FIELDS):
+        return None
+    written: dict[str, Value] = {name: arg for (name, _, _), arg in zip(CRON_FIELDS, call.args)}
+    for name, kw in call.kwargs.items():
+        if name in written or name not in {f[0] for f in CRON_FIELDS} | {"nowfun", "app"}:
+            return None  # a TypeError in Celery, or an option qlint does not know
+        if name not in ("nowfun", "app"):
+            written[name] = kw.value
+    env = None
+    fields = []
+    for name, max_, min_ in CRON_FIELDS:
+        spec: Any = "*"
+        if name in written:
+            spec, spec_env = _cron_spec(project, written[name])
+            env = env or spec_env
+        expanded = expand_cronspec(spec, max_, min_)
+        if expanded is None:
+            return None
+        fields.append(expanded)
+    gaps = crontab_gaps(*fields)
+    if gaps is None:
+        return None
+    return ScheduleInterval(min(gaps) * 60.0, len(gaps) == 1, env)
+
+
+def _cron_spec(project: Project, value: Value) -> tuple[Any, str | None]:
+    """A crontab field's value (``range(...)`` of literals included) and the environment
+    variable it defaults from; UNKNOWN when it cannot be folded."""
+    if value.kind == "call" and value.call is not None and value.call.qualified in ("range", "builtins.range"):
+        call = value.call
+        bounds = [project.fold(a) for a in call.args]
+        if call.kwargs or call.has_star or not 1 <= len(bounds) <= 3 or not all(
+                b.known and isinstance(b.value, int) and not isinstance(b.value, bool) for b in bounds):
+            return UNKNOWN, None
+        try:
+            return tuple(range(*[b.value for b in bounds])), next((b.env for b in bounds if b.env), None)
+        except ValueError:
+            return UNKNOWN, None
+    folded = project.fold(value)
+    return folded.value, folded.env
+
+
+def expand_cronspec(spec: Any, max_: int, min_: int = 0) -> frozenset[int] | None:
+    """``crontab._expand_cronspec``: the values a field runs on, or None when Celery would raise
+    (or the value is not known)."""
+    if isinstance(spec, bool):
+        return None
+    if isinstance(spec, int):
+        result = {spec}
+    elif isinstance(spec, str):
+        parsed = _parse_cron(spec, max_, min_)
+        if parsed is None:
+            return None
+        result = parsed
+    elif isinstance(spec, (tuple, list, set, frozenset, range)):
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in spec):
+            return None
+        result = set(spec)
+    else:
+        return None
+    if any(n >= max_ + min_ or n < min_ for n in result):
+        return None
+    return frozenset(result)
+
+
+_CRON_PATTERNS = (
+    (re.compile(r"(\w+?)-(\w+)/(\w+)?"), "range_steps"),
+    (re.compile(r"(\w+?)-(\w+)"), "range"),
+    (re.compile(r"\*/(\w+)?"), "star_steps"),
+    (re.compile(r"^\*$"), "star"),
+)
+
+
+def _parse_cron(spec: str, max_: int, min_: int) -> set[int] | None:
+    """``celery.schedules.crontab_parser(max_, min_).parse(spec)``, None where it raises."""
+    try:
+        out: set[int] = set()
+        for part in spec.split(","):
+            if not part:
+                return None
+            out |= set(_cron_part(part, max_, min_))
+        return out
+    except (ValueError, KeyError, IndexError):
+        return None
+
+
+def _cron_part(part: str, max_: int, min_: int) -> list[int]:
+    for regex, kind in _CRON_PATTERNS:
+        match = regex.match(part)
+        if match is None:
+            continue
+        toks = match.groups()
+        if kind == "range_steps":
+            if not toks[2]:
+                raise ValueError("empty filter")
+            return _cron_range(toks[:2], max_, min_)[::int(toks[2])]
+        if kind == "range":
+            return _cron_range(toks, max_, min_)
+        everything = list(range(min_, max_ + min_))
+        if kind == "star_steps":
+            if not toks[0]:
+                raise ValueError("empty filter")
+            return everything[::int(toks[0])]
+        return everything
+    return _cron_range((part,), max_, min_)
+
+
+def _cron_range(toks: tuple[str, ...], max_: int, min_: int) -> list[int]:
+    first = _cron_number(toks[0], max_, min_)
+    if len(toks) > 1:
+        last = _cron_number(toks[1], max_, min_)
+        if last < first:  # wraps around, as ``22-2`` for hours
+            return list(range(first, min_ + max_)) + list(range(min_, last + 1))
+        return list(range(first, last + 1))
+    return [first]
+
+
+def _cron_number(text: str, max_: int, min_: int) -> int:
+    if text[0] == "-":
+        raise ValueError("negative numbers not supported")
+    try:
+        number = int(text)
+    except ValueError:
+        number = _WEEKDAYS[text[0:3].lower()]
+    if number > min_ + max_ - 1 or number < min_:
+        raise ValueError("out of range")
+    return number
+
+
+@lru_cache(maxsize=512)
+def crontab_gaps(minute: frozenset[int], hour: frozenset[int], day_of_week: frozenset[int],
+                 day_of_month: frozenset[int], month_of_year: frozenset[int]) -> frozenset[int] | None:
+    """Every distinct gap, in minutes, between two consecutive runs of a crontab, exactly (in the
+    schedule's wall-clock time: a daylight-saving jump is not counted); None when it never runs.
+    A run day has the same times as every other; the days are those whose month, day of the month
+    and day of the week all match (Celery requires all three, unlike cron's either-day rule)."""
+    times = sorted(h * 60 + m for h in hour for m in minute)
+    day_gaps = _day_gaps(day_of_week, day_of_month, month_of_year)
+    if not times or day_gaps is None:
+        return None
+    gaps = {b - a for a, b in pairwise(times)}
+    overnight = 1440 - times[-1] + times[0]  # from a day's last run to the next run day's first
+    gaps |= {(days - 1) * 1440 + overnight for days in day_gaps}
+    return frozenset(gaps)
+
+
+@lru_cache(maxsize=512)
+def _day_gaps(day_of_week: frozenset[int], day_of_month: frozenset[int],
+              month_of_year: frozenset[int]) -> frozenset[int] | None:
+    """The distinct numbers of days between consecutive run days, over a whole 400-year cycle."""
+    if not day_of_week or not day_of_month or not month_of_year:
+        return None
+    if len(day_of_month) == 31 and len(month_of_year) == 12:  # every date: only the weekdays matter
+        weekdays = sorted(day_of_week)
+        return frozenset((b - a) % 7 or 7 for a, b in zip(weekdays, weekdays[1:] + weekdays[:1]))
+    months, days = sorted(month_of_year), sorted(day_of_month)
+    run_days = []
+    for year in range(2000, 2000 + _CYCLE_YEARS):
+        for month in months:
+            first = date(year, month, 1).toordinal()
+            length = monthrange(year, month)[1]
+            for day in days:
+                if day > length:
+                    break
+                ordinal = first + day - 1
+                if ordinal % 7 in day_of_week:  # date.fromordinal(1) is a Monday; Celery's Sunday is 0
+                    run_days.append(ordinal)
+    if not run_days:
+        return None
+    gaps = {b - a for a, b in pairwise(run_days)}
+    gaps.add(run_days[0] + _CYCLE_DAYS - run_days[-1])
+    return frozenset(gaps)
 
 
 def task_expires(task: Task) -> Resolved | None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import ast
 
 from qlint.frameworks.celery_calls import (
-    batch_remedy,
     group_name,
     in_lambda,
     sends_message,
@@ -59,6 +58,8 @@ def _offset(src: SourceFile, line: int, col: int) -> int:
 
 
 _BATCHED = ("chunk", "batch", "grouper", "paginat", "page")
+# A loop variable named as a collection holds several items per iteration (``for id_list in ...``).
+_COLLECTION_NAMES = ("_list", "_ids")
 
 
 def _target_names(node: ast.AST) -> set[str]:
@@ -73,14 +74,13 @@ def _callee_name(node: ast.AST) -> str:
     return node.id if isinstance(node, ast.Name) else ""
 
 
-def _small_or_batched(src: SourceFile, call: CallFact, used: set[str]) -> str | None:
-    """Why the loop around ``call`` is not one to batch: it runs over a literal, a setting, a
-    short ``range``, or over chunks the code already made (``for ids in chunked(qs, 500)``)."""
+def _innermost_loop(src: SourceFile, call: CallFact) -> tuple[ast.AST, ast.AST, ast.AST] | None:
+    """The innermost ``for`` loop or comprehension holding ``call``: (node, target, iterable)."""
     try:
         tree = _parse(src)
     except SyntaxError:
         return None
-    best: tuple[int, ast.AST, ast.AST] | None = None
+    best: tuple[int, ast.AST, ast.AST, ast.AST] | None = None
     for node in ast.walk(tree):
         loops: list[tuple[ast.AST, ast.AST, ast.AST]] = []
         if isinstance(node, (ast.For, ast.AsyncFor)):
@@ -91,19 +91,27 @@ def _small_or_batched(src: SourceFile, call: CallFact, used: set[str]) -> str | 
             start = _offset(src, outer.lineno, outer.col_offset)
             end = _offset(src, outer.end_lineno, outer.end_col_offset)
             if start <= call.span.start and call.span.end <= end and (best is None or start >= best[0]):
-                best = (start, target, iterable)
-    if best is None:
+                best = (start, outer, target, iterable)
+    return best[1:] if best is not None else None
+
+
+def _small_or_batched(src: SourceFile, call: CallFact, used: set[str]) -> str | None:
+    """Why the loop around ``call`` is not one to batch: it runs over a literal, a setting, a
+    short ``range``, or over chunks the code already made (``for ids in chunked(qs, 500)``)."""
+    loop = _innermost_loop(src, call)
+    if loop is None:
         return None
-    _, target, iterable = best
+    _, target, iterable = loop
     names = _target_names(target) & used
     if not names:
         return "an outer loop"  # the innermost loop's variable is not used: not a per-item enqueue
-    if any(word in name.lower() for name in names for word in _BATCHED):
+    if any(word in name.lower() for name in names for word in _BATCHED) or any(
+            name.lower().endswith(_COLLECTION_NAMES) or name.lower() == "ids" for name in names):
         return "batches"
     if isinstance(iterable, (ast.List, ast.Tuple, ast.Set, ast.Dict)):
         return "a literal"
     callee = _callee_name(iterable).lower()
-    if any(word in callee for word in _BATCHED):
+    if any(word in callee for word in (*_BATCHED, "groups")):
         return "batches"
     if isinstance(iterable, ast.Call) and callee == "range" and iterable.args and all(
             isinstance(a, ast.Constant) for a in iterable.args):
@@ -120,6 +128,22 @@ def _small_or_batched(src: SourceFile, call: CallFact, used: set[str]) -> str | 
     return None
 
 
+# What a loop of single enqueues costs, and what sending them as a batch changes, per framework.
+_REMEDY = {
+    "celery": ("publishes one message per item and takes a producer from the pool for each one",
+               ("`group(task.s(x) for x in xs).delay()` still publishes one message per task, but all of them "
+                "through one producer, tracked as one `GroupResult`; `task.chunks(zip(xs), n)` sends one message "
+                "per n items")),
+    "rq": ("creates one job per item, each saved and queued in its own round trips to Redis",
+           ("`queue.enqueue_many([Queue.prepare_data(f, (x,)) for x in xs])` (RQ >= 1.9) saves and queues them "
+            "all in one Redis pipeline")),
+}
+# Leading positional arguments that name the task and carry its arguments; the rest are options.
+_ARGUMENT_POSITIONS = {"delay": None, "apply_async": 2, "send_task": 3}
+# RQ calls that schedule a job for later: ``enqueue_many`` enqueues now and cannot schedule.
+_RQ_SCHEDULED = ("enqueue_in", "enqueue_at")
+
+
 @register
 class EnqueueInLoop(Rule):
     """## What it does
@@ -129,13 +153,14 @@ class EnqueueInLoop(Rule):
 
     ## Why is this bad?
     Every call is a separate publish: Celery takes a producer from its pool, serializes,
-    sends and gives it back, RQ runs several Redis commands, once per item. Over a queryset
-    of thousands of rows the loop holds a request or a task for seconds, and an error
-    half-way leaves half the work queued with no record of which half. RQ's `enqueue_many`
-    sends the whole batch in one Redis pipeline; Celery's `group` sends it in one go over
-    one producer connection and gives one `GroupResult` to follow it, and `chunks` turns
-    thousands of tiny tasks into a few larger messages. Enqueuing thousands of tasks in a
-    loop inside a task also grows the worker's memory (celery/celery#3279).
+    publishes and gives the producer back, once per item; RQ saves and queues each job in its
+    own round trips to Redis. Over a queryset of thousands of rows the loop holds a request or
+    a task for seconds, and enqueuing thousands of tasks in a loop inside a task also grows the
+    worker's memory (celery/celery#3279). RQ's `enqueue_many` creates the whole batch in one
+    Redis pipeline. Celery's `group` does not merge the messages, it still publishes one per
+    task, but it takes one producer for all of them and gives one `GroupResult` to follow
+    them; `chunks` is what turns thousands of tiny tasks into a few larger messages (each one
+    runs its items one after the other in one task).
 
     ## Example
     ```python
@@ -155,20 +180,28 @@ class EnqueueInLoop(Rule):
     ## Per framework
     - **Celery**: `task.delay(x)`, `task.apply_async((x,))`, `app.send_task("t", args=(x,))`
       in a loop over `x`. Signatures (`task.s(x)`) collected into `group(...)`, `chord(...)`
-      or `task.chunks(...)` are the remedy and are not reported.
-    - **RQ**: `queue.enqueue(f, x)` (also `enqueue_call`, `enqueue_in`, `enqueue_at`) in a
-      loop; remedy: `queue.enqueue_many([Queue.prepare_data(f, (x,)) for x in xs])`.
+      or `task.chunks(...)` are the remedy and are not reported. Not reported either when the
+      call passes its own `producer=` (the loop already shares one), or when one of its
+      options is computed per item (`queue=`, `routing_key=`, `countdown=`, `task_id=`, an SQS
+      `MessageGroupId=`, `**options` built in the loop): a group's one `apply_async` gives
+      every message the same options.
+    - **RQ**: `queue.enqueue(f, x)` (also `enqueue_call`) in a loop; remedy:
+      `queue.enqueue_many([Queue.prepare_data(f, (x,)) for x in xs])`. Not reported when the
+      call passes `pipeline=` (already batched), when the queue itself changes per item
+      (`enqueue_many` fills one queue), or for `enqueue_in` / `enqueue_at`, which
+      `enqueue_many` cannot schedule.
     - Dramatiq is not covered: its `group(...).run()` enqueues its messages one by one, so
       there is no batch to point to.
 
     ## Fix safety
-    The fix, offered for Celery only and only for a `for` loop whose body is the one
-    `task.delay(...)` statement, rewrites `for x in xs: task.delay(x)` as
-    `group(task.s(x) for x in xs).delay()` (importing `group` from `celery` when the file
-    does not). It is unsafe: the messages are sent together once the whole iterable has
-    been consumed rather than one per iteration, each task's message carries the group's
-    id, and an exception raised while iterating now sends nothing instead of the messages
-    before it.
+    The fix, offered for Celery only and only for a `for` loop (in a function or at module
+    level) whose body is the one `task.delay(...)` statement, rewrites
+    `for x in xs: task.delay(x)` as `group(task.s(x) for x in xs).delay()` (importing `group`
+    from `celery` when the file does not, and not offered where `group` would name something
+    else). The same messages are published, one per item, with the same arguments. It is
+    unsafe: each message now carries the group's id (the task sees `self.request.group`), and a
+    task class that overrides `delay` is bypassed, since a group sends each signature with
+    `apply_async`.
 
     ## References
     - [Celery: Groups](https://docs.celeryq.dev/en/stable/userguide/canvas.html#groups)
@@ -214,15 +247,47 @@ def notify_all(user_ids, admin_id):
         break
 """, note="arguments that do not use the loop variable; `while` loops"),
         Valid("""
+from celery import shared_task
+
+@shared_task
+def send_digest(user_id):
+    pass
+
+def notify_all(users, app):
+    for index, user in enumerate(users):
+        send_digest.apply_async((user.pk,), countdown=index * 2)
+    for user in users:
+        send_digest.apply_async((user.pk,), queue=f"digest-{user.region}")
+    for user in users:
+        route = {"routing_key": user.shard, "MessageGroupId": str(user.pk)}
+        send_digest.apply_async((user.pk,), **route)
+    for user in users:
+        app.send_task("digest", (user.pk,), task_id=f"digest-{user.pk}")
+    with app.producer_or_acquire() as producer:
+        for user in users:
+            send_digest.apply_async((user.pk,), producer=producer)
+""", note="options computed per item (a group's one call cannot give each message its own); one producer "
+          "passed to every call already"),
+        Valid("""
+from datetime import timedelta
 from redis import Redis
 from rq import Queue
 
 queue = Queue(connection=Redis())
 
-def notify_all(user_ids):
+def notify_all(user_ids, users):
     queue.enqueue_many([Queue.prepare_data(send_digest, (user_id,)) for user_id in user_ids])
     queue.enqueue(send_digest, user_ids)
-""", note="RQ: enqueue_many; one job for the whole list"),
+    for user in users:
+        Queue(user.region, connection=Redis()).enqueue(send_digest, user.pk)
+    for user_id in user_ids:
+        queue.enqueue_in(timedelta(minutes=5), send_digest, user_id)
+    with queue.connection.pipeline() as pipe:
+        for user_id in user_ids:
+            queue.enqueue(send_digest, user_id, pipeline=pipe)
+        pipe.execute()
+""", note="RQ: enqueue_many; one job for the whole list; a queue per item; scheduled jobs; a pipeline "
+          "already"),
     ]
     INVALID = [
         Invalid("""
@@ -245,7 +310,8 @@ def send_digest(user_id, force=False):
 
 def notify_all(users):
     group(send_digest.s(user.pk, force=True) for user in users).delay()
-""", message="group(", note="one-statement loop: group, with the import"),
+""", message="still publishes one message per task, but all of them through one producer",
+            note="one-statement loop: group, with the import"),
         Invalid("""
 from celery import Celery, group
 
@@ -255,12 +321,12 @@ app = Celery("proj")
 def send_digest(user_id):
     pass
 
-def notify_all(pairs):
+def notify_all(pairs, region):
     for index, (user_id, _) in enumerate(pairs):
         send_digest.delay(user_id)
-        send_digest.apply_async((user_id,), countdown=index)
+        send_digest.apply_async((user_id,), countdown=10, queue=f"digest-{region}")
     for user_id in pairs: app.send_task("digest", args=(user_id,))
-""", expect=[11, 12, 13], note="two statements, send_task: no fix"),
+""", expect=[11, 12, 13], note="two statements, options the same for every item, send_task: no fix"),
         Invalid("""
 import celery
 from celery import shared_task
@@ -287,6 +353,22 @@ def notify_all(user_ids):
     celery.group(send_digest.s(user_id) for user_id in user_ids).delay()
 """, note="`group` is taken: `celery.group`; a one-line loop"),
         Invalid("""
+from celery import group, shared_task
+
+@shared_task
+def send_digest(user_id):
+    pass
+
+def notify_all(user_ids):
+    group = "digest"
+    for user_id in user_ids:
+        send_digest.delay(user_id)
+
+class Nightly:
+    for user_id in range(1000):
+        send_digest.delay(user_id)
+""", expect=[10, 14], note="`group` is a local variable there; a loop in a class body: no fix"),
+        Invalid("""
 from redis import Redis
 from rq import Queue
 
@@ -294,8 +376,8 @@ queue = Queue(connection=Redis())
 
 def notify_all(user_ids):
     for user_id in user_ids:
-        queue.enqueue(send_digest, user_id)
-""", expect=8, message="enqueue_many", note="RQ"),
+        queue.enqueue(send_digest, user_id, job_id=f"digest-{user_id}")
+""", expect=8, message="enqueue_many", note="RQ: per-item job options fit in `prepare_data`"),
         Invalid("""
 from celery import shared_task
 
@@ -310,19 +392,21 @@ def notify_all(pairs):
 
     def check(self, ctx: RuleContext) -> None:
         for site in ctx.project.sites:
-            remedy = batch_remedy(site)
-            if not sends_message(site) or not site.call.loop_vars or remedy is None:
+            costs = _REMEDY.get(site.framework)
+            if not sends_message(site) or not site.call.loop_vars or costs is None:
                 continue
             call = site.call
+            src = ctx.source(site.file)
             used = _loop_names(call)
-            if not used or in_lambda(ctx.source(site.file).utf8, call) or _small_or_batched(
-                    ctx.source(site.file), call, used):
+            if not used or in_lambda(src.utf8, call) or _small_or_batched(src, call, used):
+                continue
+            if _batch_cannot_express(src, site):
                 continue
             names = ", ".join(f"`{n}`" for n in sorted(used))
             fix = self._fix(ctx, site)
-            ctx.report(site.file, call.span,
-                       f"`{call.dotted}(...)` in a loop over {names} publishes one message per item, one call at a "
-                       f"time; {remedy}", fix=fix, statement=call.statement)
+            cost, remedy = costs
+            ctx.report(site.file, call.span, f"`{call.dotted}(...)` in a loop over {names} {cost}; {remedy}",
+                       fix=fix, statement=call.statement)
 
     def _fix(self, ctx: RuleContext, site: Site) -> Fix | None:
         call = site.call
@@ -335,7 +419,7 @@ def notify_all(pairs):
             return None
         node, target, iterable = loop
         name, needs_import = group_name(facts)
-        if name is None:
+        if name is None or not _name_free_at(src, node, name.split(".")[0]):
             return None
         import_edit = _import_group(src) if needs_import else None
         if needs_import and import_edit is None:
@@ -349,6 +433,95 @@ def notify_all(pairs):
         if import_edit is not None:
             edits.append(import_edit)
         return ctx.fix(facts, f"Send the tasks as one `{name}`", edits)
+
+
+def _read_names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _call_node(src: SourceFile, call: CallFact) -> ast.Call | None:
+    try:
+        tree = _parse(src)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _offset(src, node.lineno, node.col_offset) == call.span.start and _offset(
+                src, node.end_lineno, node.end_col_offset) == call.span.end:
+            return node
+    return None
+
+
+def _per_item_names(loop: tuple[ast.AST, ast.AST, ast.AST]) -> set[str]:
+    """Names that take a new value for each item of the loop: its targets, and every name its
+    body (or the comprehension) assigns."""
+    node, target, _ = loop
+    names = _target_names(target)
+    bodies = node.body if isinstance(node, (ast.For, ast.AsyncFor)) else [node]
+    for body in bodies:
+        names |= {n.id for n in ast.walk(body) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return names
+
+
+def _batch_cannot_express(src: SourceFile, site: Site) -> bool:
+    """The batch remedy does not fit this call: Celery options computed per item, or a producer
+    passed already; an RQ queue chosen per item, a pipeline passed already, a scheduled job."""
+    call = site.call
+    if site.framework == "rq" and (call.method in _RQ_SCHEDULED or "pipeline" in call.kwargs):
+        return True
+    if site.framework == "celery" and "producer" in call.kwargs:
+        return True
+    node = _call_node(src, call)
+    loop = _innermost_loop(src, call)
+    if node is None or loop is None:
+        return True  # qlint cannot tell which options change per item
+    per_item = _per_item_names(loop)
+    if site.framework == "rq":
+        queue = node.func.value if isinstance(node.func, ast.Attribute) else node.func
+        return bool(_read_names(queue) & per_item)
+    first_option = _ARGUMENT_POSITIONS.get(call.method)
+    if first_option is None:
+        return False  # ``delay(*args, **kwargs)``: every value is the task's own argument
+    options: list[ast.AST] = list(node.args[first_option:])
+    options += [kw.value for kw in node.keywords if kw.arg not in ("args", "kwargs")]
+    return any(_read_names(option) & per_item for option in options)
+
+
+def _name_free_at(src: SourceFile, loop: ast.For, name: str) -> bool:
+    """``name`` means the module's binding where ``loop`` is: the loop is in a function (or at
+    module level) that binds no local of that name (an import of Celery's ``group`` aside). A
+    class body is refused: a generator expression there does not see the class's names."""
+    tree = _parse(src)
+    scope: ast.AST = tree
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)) and (
+                node.lineno, node.col_offset) <= (loop.lineno, loop.col_offset) and (
+                node.end_lineno, node.end_col_offset) >= (loop.end_lineno, loop.end_col_offset) and (
+                scope is tree or (node.lineno, node.col_offset) >= (scope.lineno, scope.col_offset)):
+            scope = node
+    if isinstance(scope, ast.ClassDef):
+        return False
+    if scope is tree:
+        return True
+    args = scope.args
+    if name in {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg] if a}:
+        return False
+    for node in ast.walk(scope):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id == name:
+            return False
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is not scope and \
+                node.name == name:
+            return False
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if (alias.asname or alias.name.split(".")[0]) != name:
+                    continue
+                celery_group = isinstance(node, ast.ImportFrom) and node.module in ("celery", "celery.canvas") and \
+                    alias.name == "group"
+                if not celery_group and not (isinstance(node, ast.Import) and alias.name == "celery"):
+                    return False
+        if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
+            return False
+    return True
 
 
 def _one_statement_loop(src: SourceFile, call: CallFact) -> tuple[ast.For, str, str] | None:
@@ -373,6 +546,9 @@ def _one_statement_loop(src: SourceFile, call: CallFact) -> tuple[ast.For, str, 
             return None
         if _used_after(tree, node):
             return None  # the loop variable outlives a ``for`` loop, not a generator expression
+        if any(isinstance(n, (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr))
+               for part in (node.iter, inner) for n in ast.walk(part)):
+            return None  # an async generator, or a syntax error, inside a generator expression
         target = _segment(src, node.target)
         iterable = _segment(src, node.iter)
         if not isinstance(node.iter, _PLAIN_ITER) or isinstance(node.iter, ast.Tuple):

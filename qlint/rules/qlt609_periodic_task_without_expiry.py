@@ -1,7 +1,12 @@
 from __future__ import annotations
 
-from qlint.frameworks.celery_calls import BeatEntry, beat_entries, schedule_seconds, task_expires
 from qlint.fixers.calls import add_keywords, string_like
+from qlint.frameworks.celery_calls import (
+    BeatEntry,
+    beat_entries,
+    schedule_interval,
+    task_expires,
+)
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit, Fix, Severity
 from qlint.lint.facts import Value
@@ -47,23 +52,26 @@ def _add_item(src: SourceFile, mapping: Value, key: str, value: str) -> list[Edi
 class PeriodicTaskWithoutExpiry(Rule):
     """## What it does
     Checks for Celery beat schedule entries (`beat_schedule` / Django's
-    `CELERY_BEAT_SCHEDULE`, `app.add_periodic_task(...)`) with no `expires` in their
-    options, for tasks that set no `expires` of their own.
+    `CELERY_BEAT_SCHEDULE`, `app.add_periodic_task(...)`) that run more often than
+    `expiry-interval` (an hour by default) with no `expires` in their options, for tasks that
+    set no `expires` of their own.
 
     ## Why is this bad?
     Beat sends the task on schedule whether or not any worker is consuming. During an
     outage, a deploy or a backlog the messages accumulate, and once the workers catch up
-    every stale run executes back to back: a report generated forty times, a sync that
-    hammers an API, an hourly cleanup run for each missed hour. A periodic task's run is
-    obsolete once the next one is due; `expires` tells the worker to drop a message it
-    receives after that time instead of running it (`Task.expires` is `None` by default).
+    every stale run executes, one after the other: a sync every five minutes that was down
+    for three hours runs thirty-six times in a row and hammers its API, a cleanup runs once
+    for each missed slot. A frequent task's run is obsolete once the next one is due;
+    `expires` tells the worker to drop a message it receives after that time instead of
+    running it (`Task.expires` is `None` by default). A daily or hourly job that missed a run
+    is a different matter, so schedules slower than `expiry-interval` are not reported.
 
     ## Example
     ```python
     app.conf.beat_schedule = {
         "refresh-rates": {
             "task": "billing.tasks.refresh_rates",
-            "schedule": 300.0,
+            "schedule": crontab(minute="*/5"),
         },
     }
     ```
@@ -73,7 +81,7 @@ class PeriodicTaskWithoutExpiry(Rule):
     app.conf.beat_schedule = {
         "refresh-rates": {
             "task": "billing.tasks.refresh_rates",
-            "schedule": 300.0,
+            "schedule": crontab(minute="*/5"),
             "options": {"expires": 300},
         },
     }
@@ -84,18 +92,30 @@ class PeriodicTaskWithoutExpiry(Rule):
       `config_from_object` module or Django's `CELERY_BEAT_SCHEDULE`) whose `options` have no
       `expires`, and `add_periodic_task(schedule, task.s(...))` without `expires=` (or
       `.set(expires=...)` on the signature), when the task they name is in the project and its
-      decorator, base class or `task_annotations` set no `expires`. Entries stored in a
-      database (`django-celery-beat`) are not seen.
+      decorator, base class or `task_annotations` set no `expires`. How often an entry runs is
+      read from a number of seconds, a `timedelta`, `schedule(run_every=...)`, or a `crontab(...)`
+      by the shortest gap between two of its runs, computed exactly from Celery's crontab
+      syntax (`crontab(minute="*/5")` 300 s, `crontab(minute="0,30")` 1800 s,
+      `crontab(minute=0, hour=3)` a day; the day-of-week, day-of-month and month fields must all
+      match, as in Celery; wall-clock time, daylight-saving jumps not counted). An entry is
+      reported when that is shorter than `expiry-interval` (3600 s by default). Nothing is
+      reported where qlint cannot tell the interval: a value it cannot fold (an f-string, a
+      parsed environment variable), `solar`, a schedule class of the project's own. A value that
+      is an environment variable's default counts, and the message says it can be overridden.
+      Entries stored in a database (`django-celery-beat`) are not seen.
 
     ## Fix safety
-    The fix, offered when the schedule is a number of seconds or a `timedelta`, adds
-    `"expires": <the interval in seconds>` to the entry's options (`expires=` to
-    `add_periodic_task`). It is unsafe: a run that waits in the queue longer than one
-    interval is now revoked instead of executed; a task that must run every time, however
-    late (billing, a counter that is not idempotent), needs a longer expiry or none.
+    The fix adds `"expires": <seconds>` to the entry's options (`expires=` to
+    `add_periodic_task`): the interval, or the crontab's shortest gap between two runs, so a
+    message is dropped only once a later run is due. It is not offered when the interval comes
+    from an environment variable (a literal would not follow it). It is unsafe: a run that waits
+    in the queue longer than that is now revoked instead of executed; a task that must run every
+    time, however late (billing, a counter that is not idempotent), needs a longer expiry or
+    none.
 
     ## References
     - [Celery: Periodic tasks, entries](https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html#available-fields)
+    - [Celery: Crontab schedules](https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html#crontab-schedules)
     - [Celery: Task.expires](https://docs.celeryq.dev/en/stable/reference/celery.app.task.html#celery.app.task.Task.expires)
     - [Celery: Expiration](https://docs.celeryq.dev/en/stable/userguide/calling.html#expiration)
     """
@@ -128,7 +148,7 @@ app.conf.beat_schedule = {
         "schedule": 300.0,
         "options": {"expires": 300},
     },
-    "rebuild-index": {"task": "tasks.rebuild_index", "schedule": crontab(minute=0)},
+    "rebuild-index": {"task": "tasks.rebuild_index", "schedule": crontab(minute="*/10")},
 }
 """, note="expires in the options, and on the task's decorator"),
         Valid("""
@@ -150,10 +170,57 @@ from celery import Celery
 
 app = Celery("proj")
 app.conf.beat_schedule = {
-    "cleanup": {"task": "celery.backend_cleanup", "schedule": 3600},
+    "cleanup": {"task": "celery.backend_cleanup", "schedule": 60},
     "elsewhere": {"task": "other.service.task", "schedule": 60, "options": OPTIONS},
 }
 """, note="tasks outside the project; options qlint cannot read"),
+        Valid("""
+from datetime import timedelta
+from celery import Celery
+from celery.schedules import crontab
+
+app = Celery("proj")
+
+@app.task
+def nightly_report():
+    pass
+
+app.conf.beat_schedule = {
+    "nightly": {"task": "tasks.nightly_report", "schedule": crontab(minute=0, hour=3)},
+    "hourly": {"task": "tasks.nightly_report", "schedule": timedelta(hours=1)},
+    "on-the-hour": {"task": "tasks.nightly_report", "schedule": crontab(minute=0)},
+    "every-two-hours": {"task": "tasks.nightly_report", "schedule": crontab(minute=0, hour="*/2")},
+    "weekdays": {"task": "tasks.nightly_report", "schedule": crontab(minute=0, hour=9, day_of_week="mon-fri")},
+    "twice-a-day": {"task": "tasks.nightly_report", "schedule": crontab(minute=0, hour="0,12")},
+}
+""", note="schedules no more often than hourly: a missed run is not what expires is for"),
+        Valid("""
+import os
+from celery import Celery
+from celery.schedules import crontab, schedule, solar
+
+app = Celery("proj")
+EVERY = int(os.environ["SYNC_EVERY"])
+
+
+class EveryOtherTick(schedule):
+    pass
+
+
+@app.task
+def sync():
+    pass
+
+app.conf.beat_schedule = {
+    "at-dawn": {"task": "tasks.sync", "schedule": solar("dawn_civil", 51.5, -0.1)},
+    "own-class": {"task": "tasks.sync", "schedule": EveryOtherTick()},
+    "from-env": {"task": "tasks.sync", "schedule": EVERY},
+    "formatted": {"task": "tasks.sync", "schedule": crontab(minute=f"*/{EVERY}")},
+    "never": {"task": "tasks.sync", "schedule": crontab(minute=0, hour=0, day_of_month=31, month_of_year=2)},
+    "rejected": {"task": "tasks.sync", "schedule": crontab(minute="*/0")},
+}
+""", note="intervals qlint cannot know: solar, a custom class, an environment variable without a "
+          "default, an f-string; a crontab that never runs or that Celery rejects"),
     ]
     INVALID = [
         Invalid("""
@@ -206,8 +273,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 from celery.schedules import crontab
 
 CELERY_BEAT_SCHEDULE = {
+    "cleanup-exports": {
+        "task": "proj.tasks.cleanup_exports",
+        "schedule": crontab(minute="*/5"),
+        "options": {"queue": "low"},
+    },
     "nightly-report": {
-        "task": "proj.tasks.nightly_report",
+        "task": "proj.tasks.cleanup_exports",
         "schedule": crontab(hour=3, minute=0),
     },
 }
@@ -216,12 +288,79 @@ CELERY_BEAT_SCHEDULE = {
 from celery import shared_task
 
 @shared_task
-def nightly_report():
+def cleanup_exports():
     pass
 """,
-        }, expect=[("proj/settings.py", 4)], note="Django settings; a crontab: no fix"),
+        }, expect=[("proj/settings.py", 4)], fixed={"proj/settings.py": """
+from celery.schedules import crontab
+
+CELERY_BEAT_SCHEDULE = {
+    "cleanup-exports": {
+        "task": "proj.tasks.cleanup_exports",
+        "schedule": crontab(minute="*/5"),
+        "options": {"queue": "low", "expires": 300},
+    },
+    "nightly-report": {
+        "task": "proj.tasks.cleanup_exports",
+        "schedule": crontab(hour=3, minute=0),
+    },
+}
+"""}, message="every 300 s", note="Django settings; a crontab every five minutes (the nightly one is not "
+                                 "reported)"),
         Invalid("""
 from celery import Celery
+from celery.schedules import crontab
+
+app = Celery("proj")
+
+@app.task
+def unlock_accounts():
+    pass
+
+app.conf.beat_schedule = {
+    "unlock": {
+        "task": "tasks.unlock_accounts",
+        "schedule": crontab(minute="*/15", hour="2-5", day_of_week="sun"),
+    },
+    "half-hourly": {"task": "tasks.unlock_accounts", "schedule": crontab(minute="0,30")},
+}
+""", expect=[11, 15], fixed="""
+from celery import Celery
+from celery.schedules import crontab
+
+app = Celery("proj")
+
+@app.task
+def unlock_accounts():
+    pass
+
+app.conf.beat_schedule = {
+    "unlock": {
+        "task": "tasks.unlock_accounts",
+        "schedule": crontab(minute="*/15", hour="2-5", day_of_week="sun"),
+        "options": {"expires": 900},
+    },
+    "half-hourly": {"task": "tasks.unlock_accounts", "schedule": crontab(minute="0,30"), "options": {"expires": 1800}},
+}
+""", note="crontabs by their shortest gap: 15 minutes on Sunday nights, half-hourly"),
+        Invalid("""
+import os
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task
+def poll_feeds():
+    pass
+
+app.conf.beat_schedule = {
+    "poll-feeds": {"task": "tasks.poll_feeds", "schedule": float(os.environ.get("POLL_SECONDS", 60))},
+}
+""", expect=[11], message="`POLL_SECONDS` can change it", note="an environment variable's default: reported, "
+                                                              "no fix (a literal would not follow it)"),
+        Invalid("""
+from celery import Celery
+from celery.schedules import crontab
 
 app = Celery("proj")
 
@@ -233,11 +372,13 @@ def refresh_rates(currency):
 def setup(sender, **kwargs):
     sender.add_periodic_task(10.0, refresh_rates.s("EUR"), name="eur")
     sender.add_periodic_task(
-        20,
+        crontab(minute="*/20"),
         refresh_rates.s("USD"),
     )
-""", expect=[11, 12], fixed="""
+    sender.add_periodic_task(crontab(minute=0, hour=4), refresh_rates.s("GBP"))
+""", expect=[12, 13], fixed="""
 from celery import Celery
+from celery.schedules import crontab
 
 app = Celery("proj")
 
@@ -249,36 +390,45 @@ def refresh_rates(currency):
 def setup(sender, **kwargs):
     sender.add_periodic_task(10.0, refresh_rates.s("EUR"), name="eur", expires=10)
     sender.add_periodic_task(
-        20,
+        crontab(minute="*/20"),
         refresh_rates.s("USD"),
-        expires=20,
+        expires=1200,
     )
+    sender.add_periodic_task(crontab(minute=0, hour=4), refresh_rates.s("GBP"))
 """, note="add_periodic_task"),
     ]
 
     def check(self, ctx: RuleContext) -> None:
         project = ctx.project
+        limit = getattr(ctx.settings, "expiry_interval", 3600)
         for entry in beat_entries(project):
             task = entry.task
             if entry.expires or not entry.readable or task is None or not task.options_complete:
                 continue
             if task_expires(task) is not None:
                 continue
-            interval = schedule_seconds(project, entry.schedule)
-            every = f"every {number_text(interval)} s" if interval else "on its schedule"
-            fix = self._fix(ctx, entry, interval) if interval else None
+            interval = schedule_interval(project, entry.schedule)
+            if interval is None or not interval.seconds < limit:
+                continue
+            value = number_text(interval.seconds)
+            if interval.env:
+                every = f"every {value} s by default (`{interval.env}` can change it)"
+                suggestion = "an `expires` no longer than its interval"
+                fix = None
+            else:
+                every = f"every {value} s" if interval.regular else \
+                    f"as often as every {value} s (the shortest gap between two of its crontab's runs)"
+                suggestion = f"`expires` of {value} s"
+                fix = self._fix(ctx, entry, value)
             what = f"Beat entry `{entry.name}`" if entry.call is None else f"`{entry.call.dotted}(...)`" + (
                 f" (`{entry.name}`)" if entry.name != task.name else "")
-            suggestion = f"`expires` of {number_text(interval)} s" if interval else "an `expires` no longer than " \
-                "the interval between runs"
             ctx.report(entry.file, entry.anchor,
-                       f"{what} runs task `{task.name}` {every} with no `expires`: while workers are down or behind, "
-                       "beat keeps sending it and every stale run executes back to back once they catch up; give it "
-                       f"{suggestion}", fix=fix, statement=entry.statement)
+                       f"{what} runs task `{task.name}` {every} with no `expires`: while the workers are down "
+                       "or behind, beat keeps queueing runs, and once the workers catch up each of them still "
+                       f"executes, even those a later run has superseded; give it {suggestion}", fix=fix, statement=entry.statement)
 
-    def _fix(self, ctx: RuleContext, entry: BeatEntry, interval: float) -> Fix | None:
+    def _fix(self, ctx: RuleContext, entry: BeatEntry, value: str) -> Fix | None:
         src = ctx.source(entry.file)
-        value = number_text(interval)
         if entry.call is not None:
             edits = add_keywords(src, entry.call, [("expires", value)])
         elif entry.options is not None:
