@@ -274,3 +274,22 @@ def test_celery_delay_of_a_task_without_task_in_its_name(tmp_path):
                          "@transaction.atomic\ndef pay(order):\n    charge.delay(order.id)\n",
     })
     assert [(p, c) for p, _, c, _ in findings(tmp_path, ["QLT602"])] == [("proj/views.py", "QLT602")]
+
+
+def test_qlint_tasks_shows_the_declaring_chain_and_hidden_values(tmp_path, capsys):
+    from qlint.cli import main
+
+    files = dict(POLAR_LIKE)
+    files["proj/other.py"] = ("import dramatiq\nfrom proj.conf import OPTS\n\n"
+                              "@dramatiq.actor(**OPTS)\ndef hidden(x):\n    pass\n")
+    files["proj/conf.py"] = "OPTS = load()\n"
+    write_project(tmp_path, files)
+    assert main(["tasks", str(tmp_path), "--no-cache", "--output-format", "json"]) == 0
+    rows = {r["name"]: r for r in __import__("json").loads(capsys.readouterr().out)}
+    assert rows["billing.charge"]["declared_by"] == ["proj.worker.actor", "dramatiq.actor"]
+    assert rows["billing.refund"]["time_limit"]["value"] == 600.0  # nothing may override the default
+    assert rows["hidden"]["time_limit"] == {"value": None, "known": False, "source": "decorator **kwargs",
+                                            "file": None, "line": None}
+    assert main(["tasks", str(tmp_path), "--no-cache"]) == 0
+    table = capsys.readouterr().out
+    assert "declared by" in table and "@actor -> dramatiq.actor" in table

@@ -326,8 +326,12 @@ def rows_for(project: Project, linter: Linter, cwd: Path, only: set[str] | None 
                 cells[column] = _retry_cell(project, task, column_spec, where)
             elif "norm" in column_spec:  # the framework's normalised answer (seconds, counts)
                 resolved = task.norm.get(column_spec["norm"])
-                cells[column] = _from_resolved(resolved, where) if resolved is not None else \
-                    Cell(UNKNOWN, f"not modelled for {task.framework}")
+                hidden = _hidden(task)
+                if resolved is not None and hidden and _overridable(resolved):
+                    cells[column] = _unknown(hidden)  # what ``**kwargs`` may set is not the default
+                else:
+                    cells[column] = _from_resolved(resolved, where) if resolved is not None else \
+                        Cell(UNKNOWN, f"not modelled for {task.framework}")
             elif "option" not in column_spec:
                 cells[column] = Cell(column_spec.get("default"), "default")
             else:
@@ -425,13 +429,24 @@ def cell_text(cell: Cell, task_file: str) -> str:
     return f"{value_text(cell)} ({source_text(cell, task_file, short=True)})"
 
 
+def declared_text(task: Task) -> str:
+    """How the task is declared, when that goes through the project's wrappers:
+    ``@actor -> dramatiq.actor`` ("" for the framework's own decorator, written as it is)."""
+    chain = task.declared_by
+    if len(chain) < 2:
+        return ""
+    return " -> ".join([f"@{chain[0].rpartition('.')[2]}", *chain[1:]])
+
+
 def render_table(rows: list[Row]) -> str:
     if not rows:
         return "No tasks found.\n"
-    header = ["location", "framework", "name", *COLUMNS]
+    wrapped = any(declared_text(row.task) for row in rows)
+    header = ["location", "framework", "name", *(["declared by"] if wrapped else []), *COLUMNS]
     lines = [header]
     for row in rows:
         lines.append([f"{row.file}:{row.line}", row.task.framework, row.task.name,
+                      *([declared_text(row.task) or "-"] if wrapped else []),
                       *(cell_text(row.cells[c], row.file) for c in COLUMNS)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines]
@@ -451,19 +466,21 @@ def _cell_json(cell: Cell) -> dict:
 
 def render_json(rows: list[Row]) -> str:
     data = [{"file": row.file, "line": row.line, "framework": row.task.framework, "name": row.task.name,
-             **{c: _cell_json(row.cells[c]) for c in COLUMNS}} for row in rows]
+             "declared_by": row.task.declared_by, **{c: _cell_json(row.cells[c]) for c in COLUMNS}} for row in rows]
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def render_csv(rows: list[Row]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", "line", "framework", "name", *(h for c in COLUMNS for h in (c, f"{c}_source"))])
+    writer.writerow(["file", "line", "framework", "name", "declared_by",
+                     *(h for c in COLUMNS for h in (c, f"{c}_source"))])
     for row in rows:
         values = []
         for c in COLUMNS:
             cell = row.cells[c]
             values += ["" if cell.value is UNKNOWN else value_text(cell), source_text(cell, row.file)]
-        writer.writerow([row.file, row.line, row.task.framework, row.task.name, *values])
+        writer.writerow([row.file, row.line, row.task.framework, row.task.name, " -> ".join(row.task.declared_by),
+                         *values])
     return buffer.getvalue()
 
