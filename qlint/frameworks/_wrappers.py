@@ -261,10 +261,10 @@ def _through_class(project: Project, target: str, found, dec: CallFact, is_targe
     source = f"wrapper {target}"
     init = _method(where, cls, "__init__")
     if init is not None:
-        params, leftovers, hidden_use = _bind(init, where, source, dec, facts, skip_first=True)
+        _, leftovers, hidden_use = _bind(init, where, source, dec, facts, skip_first=True)
         stored = any(p.kind == "kwarg" for p in init.params)
     else:
-        params, leftovers, hidden_use, stored = {}, {}, dec.has_star, False
+        leftovers, hidden_use, stored = {}, dec.has_star, False
     match, inner = candidates[0]
     kwarg = inner.double_star if stored and inner.double_star.startswith("self.") else ""
     options, passes, hidden = _substitute(match, {}, leftovers if kwarg else {}, kwarg, inner, source)

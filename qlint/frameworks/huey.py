@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 
+from typing import Callable
+
 from qlint.frameworks._shapes import (
-    decorated_task, find_instances, invalid_duration, is_or_subclass, match_decorator, resolved, scaled,
+    decorated_task, find_instances, invalid_duration, is_or_subclass, match_decorator, resolved, scaled, wrapper_names,
 )
-from qlint.lint.facts import CallFact, Span
+from qlint.lint.facts import CallFact
 from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Unit
 from qlint.manifests.commands import StopSignals, WorkerCli
 
@@ -71,22 +73,27 @@ def _is_huey(name: str) -> bool:
     return name.startswith("huey.") and name.endswith("Huey") or name == "huey.contrib.djhuey.HUEY"
 
 
-def collect(project: Project) -> None:
-    instances = find_instances(project, _is_huey)
+def _task_decorators(instances) -> Callable[[str], bool]:
+    """Huey's task decorators: ``<instance>.task``/``periodic_task``/... and djhuey's."""
     names = set(instances) | {"huey.contrib.djhuey.HUEY"}
 
     def is_target(target: str) -> bool:
         head, _, last = target.rpartition(".")
         return target in DJHUEY or last in DECORATORS and head in names
+    return is_target
 
+
+def collect(project: Project) -> None:
+    instances = find_instances(project, _is_huey)
+    is_target = _task_decorators(instances)
     tasks: list[Task] = []
     for facts in project.parsed_files():
         for fn in facts.functions:
-            if not fn.decorators or fn.class_name is not None:
+            if not fn.decorators or fn.class_name is not None or fn.outer:  # fn.outer: a factory's template
                 continue
             for dec in fn.decorators:
                 with project.parsed_only("task" not in dec.dotted.lower()):
-                    match = match_decorator(project, dec, is_target)
+                    match = match_decorator(project, dec, is_target, facts)
                 if match is None:
                     continue
                 task = decorated_task(project, PROFILE, facts, fn, dec, match)
@@ -213,8 +220,4 @@ def exported_names(project: Project) -> set[str]:
             v = kw.value
             if v.kind == "name" and any(v.qualified.startswith(q + ".") for q in instances):
                 names.add(name)  # ``task = huey.task``
-            elif v.kind == "call" and v.call is not None and "task" in v.call.dotted:
-                fake = CallFact(dotted=name, qualified=f"{facts.module}.{name}", span=Span(0, 0), is_call=False)
-                if match_decorator(project, fake, lambda t: t in DJHUEY) is not None:
-                    names.add(name)
-    return names
+    return names | wrapper_names(project, _task_decorators(instances))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from qlint.frameworks._shapes import (
     all_calls, decorated_task, duration_string, find_instances, function_for, invalid_duration,
-    is_or_subclass, match_decorator, resolved, scaled, undecorated_task,
+    is_or_subclass, match_decorator, resolved, scaled, undecorated_task, wrapper_names,
 )
 from qlint.lint.facts import CallFact, FileFacts, FunctionFact, Keyword, Span, Value
 from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Unit
@@ -105,11 +105,11 @@ def collect(project: Project) -> None:
     decorator_queues: dict[int, QueueRef] = {}  # id(task) -> the queue its ``.delay()`` sends to
     for facts in project.parsed_files():
         for fn in facts.functions:
-            if not fn.decorators or fn.class_name is not None:
+            if not fn.decorators or fn.class_name is not None or fn.outer:  # fn.outer: a factory's template
                 continue
             for dec in fn.decorators:
                 with project.parsed_only("job" not in dec.dotted.lower()):
-                    match = match_decorator(project, dec, JOB.__contains__)
+                    match = match_decorator(project, dec, JOB.__contains__, facts)
                 if match is None:
                     continue
                 task = decorated_task(project, PROFILE, facts, fn, dec, match)
@@ -708,14 +708,6 @@ def apply_workers(project: Project) -> None:
 
 def exported_names(project: Project) -> set[str]:
     """Project wrappers of ``rq.decorators.job`` and the project's queues."""
-    names: set[str] = set()
-    for facts in project.parsed_files():
-        for name, kw in facts.assigns.items():
-            v = kw.value
-            if v.kind == "call" and v.call is not None and ("job" in v.call.dotted.lower() or any(
-                    a.kind == "name" and "job" in a.dotted for a in v.call.args[:1])):
-                fake = CallFact(dotted=name, qualified=f"{facts.module}.{name}", span=Span(0, 0), is_call=False)
-                if match_decorator(project, fake, JOB.__contains__) is not None:
-                    names.add(name)
+    names = wrapper_names(project, JOB.__contains__)
     names.update(q.rpartition(".")[2] for q in find_instances(project, lambda t: t in QUEUE or t in GET_QUEUE))
     return names

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 
+from typing import Callable
+
 from qlint.frameworks._shapes import (
     all_calls, chain_of, decorated_task, find_instances, invalid_duration, match_decorator, resolved, scaled,
+    wrapper_names,
 )
 from qlint.lint.facts import CallFact, FileFacts, Keyword, Value
 from qlint.lint.model import UNKNOWN, Profile, Project, Resolved, Site, Task, Unit
@@ -80,14 +83,20 @@ def _retry_middleware(project: Project) -> bool | None:
     return found
 
 
-def collect(project: Project) -> None:
-    brokers = find_instances(project, _is_broker)
+def _task_decorators(brokers) -> Callable[[str], bool]:
+    """``<broker>.task`` of a broker of the project, and the shared broker's."""
     names = set(brokers) | SHARED
-    retry_installed = _retry_middleware(project)
 
     def is_target(target: str) -> bool:
         head, _, last = target.rpartition(".")
         return last == "task" and head in names
+    return is_target
+
+
+def collect(project: Project) -> None:
+    brokers = find_instances(project, _is_broker)
+    is_target = _task_decorators(brokers)
+    retry_installed = _retry_middleware(project)
 
     tasks: list[Task] = []
     for facts in project.parsed_files():
@@ -96,7 +105,7 @@ def collect(project: Project) -> None:
                 continue
             for dec in fn.decorators:
                 with project.parsed_only("task" not in dec.dotted.lower()):
-                    match = match_decorator(project, dec, is_target)
+                    match = match_decorator(project, dec, is_target, facts)
                 if match is None:
                     continue
                 task = decorated_task(project, PROFILE, facts, fn, dec, match)
@@ -176,6 +185,8 @@ def _normalise(task: Task, retry_installed: bool | None) -> None:
 
 
 def exported_names(project: Project) -> set[str]:
-    """The project's brokers: a task module must spell the broker's name."""
-    return {q.rpartition(".")[2] for q in find_instances(project, _is_broker)}
+    """The project's brokers (a task module must spell the broker's name) and wrappers of their
+    ``task`` decorator."""
+    brokers = find_instances(project, _is_broker)
+    return {q.rpartition(".")[2] for q in brokers} | wrapper_names(project, _task_decorators(brokers))
 
