@@ -469,3 +469,47 @@ def test_qlt706_names_the_command(tmp_path):
           args: ["python", "manage.py", "celery", "beat"]
 """)
     assert _found(tmp_path, beat_beside, "QLT706") == []  # scaling it would run the scheduler twice
+
+
+ROUTED_TASKS = """
+from celery import Celery
+
+app = Celery("proj")
+app.conf.task_routes = {"proj.tasks.export": {"queue": "reports"}}
+
+@app.task(time_limit=1800)
+def export():
+    pass
+
+@app.task(time_limit=900, queue="bulk")
+def reindex():
+    pass
+
+@app.task(time_limit=20)
+def ping():
+    pass
+"""
+
+
+@pytest.mark.parametrize("queues,expected", [
+    ("celery", None),                      # only ping (20 s) is routed there
+    ("reports", "export` may run 1800 s"),
+    ("celery,bulk", "reindex` may run 900 s"),
+    ("${QUEUES}", "export` may run 1800 s"),  # qlint cannot read the queues: every task counts
+    (None, "export` may run 1800 s"),      # no -Q: nothing narrows what the worker runs
+])
+def test_qlt702_a_celery_worker_waits_only_for_tasks_routed_to_its_queues(tmp_path, queues, expected):
+    args = '["celery", "-A", "proj", "worker"' + (f', "-Q", "{queues}"]' if queues else "]")
+    files = _deployment(args)
+    files.update({"proj/__init__.py": "", "proj/tasks.py": ROUTED_TASKS})
+    found = _found(tmp_path, files, "QLT702")
+    assert [expected in f[3] for f in found] == ([] if expected is None else [True])
+
+
+def test_qlt702_a_call_that_sends_a_task_to_the_worker_queue_counts(tmp_path):
+    files = _deployment('["celery", "-A", "proj", "worker", "-Q", "celery"]')
+    files.update({"proj/__init__.py": "", "proj/tasks.py": ROUTED_TASKS,
+                  "proj/views.py": "from proj.tasks import export\n\n\ndef run():\n"
+                                   "    export.apply_async(queue='celery')\n"})
+    (found,) = _found(tmp_path, files, "QLT702")
+    assert "export` may run 1800 s" in found[3]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 
 from qlint.fixers.yaml import set_scalar
+from qlint.frameworks.celery_failures import task_queues
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.model import UNKNOWN
@@ -57,7 +58,8 @@ class ShutdownGraceTooShort(Rule):
 
     ## Per framework
     - **Celery**: the longest finite `time_limit` of the tasks the worker runs (the app named
-      by `-A`), or the worker's `--time-limit`.
+      by `-A`; with `-Q`, the tasks routed to those queues by their `queue`, `task_routes` or
+      `task_default_queue`), or the worker's `--time-limit`.
     - **RQ**, **Taskiq**: the longest finite task time limit (RQ's default 180 s counts).
     - **Dramatiq**: the longest actor `time_limit`, at most the worker's own shutdown wait
       (`--worker-shutdown-timeout`, 600 s by default), after which it stops waiting.
@@ -192,6 +194,35 @@ spec:
 """,
         }, note="arq cancels running jobs at once (job_completion_wait 0, QLT704's subject): no grace period "
                 "would save them; a scheduler waits for no task"),
+        Valid({
+            "proj/__init__.py": "",
+            "proj/tasks.py": """
+from celery import Celery
+
+app = Celery("proj")
+app.conf.task_routes = {"proj.tasks.export": {"queue": "reports"}}
+
+@app.task(time_limit=1800)
+def export():
+    pass
+
+@app.task(time_limit=20)
+def ping():
+    pass
+""",
+            "k8s/worker.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: fast
+spec:
+  template:
+    spec:
+      containers:
+        - name: fast
+          args: ["celery", "-A", "proj", "worker", "-Q", "celery"]
+""",
+        }, note="the 30-minute task is routed to `reports`, a queue this worker does not consume"),
         Valid({
             "proj/__init__.py": "",
             "proj/actors.py": """
@@ -452,6 +483,8 @@ spec:
         candidates: list[tuple[float, str]] = []
         unbounded = False
         for task in tasks_of(ctx.project, worker):
+            if not _may_run(ctx, worker, task):
+                continue
             limit = task.norm.get("time_limit")
             value = limit.value if limit is not None else None
             if isinstance(value, (int, float)) and value is not UNKNOWN and math.isinf(value):
@@ -488,6 +521,18 @@ spec:
                 if workload.pod is not None and workload.pod.is_map else []
         key = "stop_grace_period" if workload.kind == "compose" else "terminationGracePeriodSeconds"
         return ctx.fix(workload.file, f"Set `{key}` to {target} s", edits) if edits else None
+
+
+def _may_run(ctx: RuleContext, worker, task) -> bool:
+    """Whether the worker may run the task: a Celery worker that names its queues (``-Q a,b``)
+    runs only the tasks routed to one of them (the task's ``queue``, ``task_routes``,
+    ``task_default_queue``, a ``queue=`` on its calls); when qlint cannot tell, it may."""
+    flag = worker.command.flags.get("queues")
+    if worker.framework != "celery" or flag is None or not flag.value or "$" in flag.value:
+        return True
+    consumed = {name.strip() for name in flag.value.split(",") if name.strip()}
+    routed = task_queues(ctx.project, task)
+    return routed is None or bool(routed & consumed)
 
 
 def _graceful_on_stop(worker) -> bool:
