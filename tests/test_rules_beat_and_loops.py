@@ -335,6 +335,27 @@ def test_producer_shared_already(tmp_path):
     assert [row for _, row, c, _ in findings(tmp_path, ["QLT604"]) if c == "QLT604"] == [12]
 
 
+def test_result_kept_per_item(tmp_path):
+    code = """
+        from celery import shared_task
+
+        @shared_task
+        def sync_repositories(user_id):
+            pass
+
+        def sync_all(user_ids, links):
+            for user_id in user_ids:
+                result = sync_repositories.delay(user_id)
+                links.append(result.id)
+            for user_id in user_ids:
+                links.append(sync_repositories.delay(user_id))
+            return [sync_repositories.delay(user_id) for user_id in user_ids]
+    """
+    write_project(tmp_path, {"tasks.py": code})
+    # Collected results are what a group's results give; a result used as it comes is not.
+    assert [row for _, row, c, _ in findings(tmp_path, ["QLT604"]) if c == "QLT604"] == [12, 13]
+
+
 def test_rq_queue_per_item_scheduled_jobs_and_pipelines(tmp_path):
     code = """
         from datetime import timedelta

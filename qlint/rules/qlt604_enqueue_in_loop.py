@@ -184,7 +184,8 @@ class EnqueueInLoop(Rule):
       call passes its own `producer=` (the loop already shares one), or when one of its
       options is computed per item (`queue=`, `routing_key=`, `countdown=`, `task_id=`, an SQS
       `MessageGroupId=`, `**options` built in the loop): a group's one `apply_async` gives
-      every message the same options.
+      every message the same options; nor when a `for` loop assigns each call's result
+      (`result = task.delay(x)`) to use it as it goes.
     - **RQ**: `queue.enqueue(f, x)` (also `enqueue_call`) in a loop; remedy:
       `queue.enqueue_many([Queue.prepare_data(f, (x,)) for x in xs])`. Not reported when the
       call passes `pipeline=` (already batched), when the queue itself changes per item
@@ -462,9 +463,23 @@ def _per_item_names(loop: tuple[ast.AST, ast.AST, ast.AST]) -> set[str]:
     return names
 
 
+def _result_kept_per_item(loop: ast.AST, call: ast.Call) -> bool:
+    """``result = task.delay(x)`` in a ``for`` loop's body: the code uses each item's result
+    (a status link, an id per item) as it goes. Collecting results (``ids.append(...)``, a
+    comprehension) is what a group's results give and is not this."""
+    if not isinstance(loop, (ast.For, ast.AsyncFor)):
+        return False
+    for stmt in loop.body:
+        for node in ast.walk(stmt):
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and node.value is call:
+                return True
+    return False
+
+
 def _batch_cannot_express(src: SourceFile, site: Site) -> bool:
     """The batch remedy does not fit this call: Celery options computed per item, or a producer
-    passed already; an RQ queue chosen per item, a pipeline passed already, a scheduled job."""
+    passed already, each result kept as it comes; an RQ queue chosen per item, a pipeline passed
+    already, a scheduled job."""
     call = site.call
     if site.framework == "rq" and (call.method in _RQ_SCHEDULED or "pipeline" in call.kwargs):
         return True
@@ -474,6 +489,8 @@ def _batch_cannot_express(src: SourceFile, site: Site) -> bool:
     loop = _innermost_loop(src, call)
     if node is None or loop is None:
         return True  # qlint cannot tell which options change per item
+    if _result_kept_per_item(loop[0], node):
+        return True
     per_item = _per_item_names(loop)
     if site.framework == "rq":
         queue = node.func.value if isinstance(node.func, ast.Attribute) else node.func
