@@ -362,6 +362,21 @@ def charge(self, order_id):
     ]
     INVALID = [
         Invalid("""
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task(bind=True, retry_backoff=True)
+def index(self, document_id):
+    try:
+        update_index(document_id)
+    except LockError as exc:
+        raise self.retry(exc=exc)
+    except OperationalError as exc:
+        raise self.retry(exc=exc)
+""", expect=10, message="(nor does the one on line 12)", note="two manual retries of one task: one finding; "
+                                                            "`retry_backoff` does not apply to them"),
+        Invalid("""
 from huey import RedisHuey
 
 huey = RedisHuey("app")
@@ -557,6 +572,7 @@ class SyncTask(Task):
             self._autoretry(ctx, task)
             if task.option("default_retry_delay") is not None:
                 continue
+            found = []
             for fn, call in retry_calls(project, task):
                 if call.has_star or "countdown" in call.kwargs or "eta" in call.kwargs or len(call.args) >= 5:
                     continue
@@ -565,13 +581,28 @@ class SyncTask(Task):
                 count = _call_retries(project, task, call)
                 if count == 0:
                     continue  # ``max_retries=0``: the call raises instead of retrying
-                backoff = task.option("retry_backoff")
-                unused = f"; `retry_backoff={backoff.value!r}` ({backoff.source}) does not apply, Celery reads it " \
-                    "only for `autoretry_for`" if backoff is not None and backoff.known and backoff.value else ""
-                ctx.report(task.file, call.span, f"`{call.dotted}(...)` has neither `countdown` nor `eta`: "
-                           f"{_retries_text(count, task, '')} waits {_delay_text(task.norm.get('retry_delay'))}"
-                           f"{unused}; synchronized retries hammer a recovering dependency", statement=call.statement)
+                found.append((call, count))
+            if found:
+                self._manual(ctx, task, found)
         self._retry_sites(ctx)
+
+    def _manual(self, ctx: RuleContext, task: Task, found) -> None:
+        """Manual retries of one task with a fixed delay: one finding, on the first of them (one
+        change of the task's retry policy fixes them all)."""
+        call, count = found[0]
+        backoff = task.option("retry_backoff")
+        unused = f"; `retry_backoff={backoff.value!r}` ({backoff.source}) does not apply, Celery reads it " \
+            "only for `autoretry_for`" if backoff is not None and backoff.known and backoff.value else ""
+        src = ctx.source(task.file)
+        others = [src.row_of(c.span.start) for c, _ in found[1:]]
+        also = ""
+        if others:
+            lines = ", ".join(str(r) for r in others)
+            also = f" (nor {'does' if len(others) == 1 else 'do'} the one{'s' if len(others) > 1 else ''} on " \
+                   f"line{'s' if len(others) > 1 else ''} {lines})"
+        ctx.report(task.file, call.span, f"`{call.dotted}(...)` has neither `countdown` nor `eta`{also}: "
+                   f"{_retries_text(count, task, '')} waits {_delay_text(task.norm.get('retry_delay'))}"
+                   f"{unused}; synchronized retries hammer a recovering dependency", statement=call.statement)
 
     def _automatic(self, ctx: RuleContext, task: Task) -> None:
         retries, delay = task.norm.get("max_retries"), task.norm.get("retry_delay")
