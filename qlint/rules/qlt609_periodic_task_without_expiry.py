@@ -106,12 +106,13 @@ class PeriodicTaskWithoutExpiry(Rule):
 
     ## Fix safety
     The fix adds `"expires": <seconds>` to the entry's options (`expires=` to
-    `add_periodic_task`): the interval, or the crontab's shortest gap between two runs, so a
-    message is dropped only once a later run is due. It is not offered when the interval comes
-    from an environment variable (a literal would not follow it). It is unsafe: a run that waits
-    in the queue longer than that is now revoked instead of executed; a task that must run every
-    time, however late (billing, a counter that is not idempotent), needs a longer expiry or
-    none.
+    `add_periodic_task`): the interval, so a message is dropped once the next run is due, or
+    for a crontab the shortest gap between two of its runs (where its gaps differ, as in
+    `crontab(minute="*/15", hour="2-5")`, a run followed by a longer gap is dropped after that
+    time too). It is not offered when the interval comes from an environment variable (a
+    literal would not follow it). It is unsafe: a run that waits in the queue longer than that
+    is now revoked instead of executed; a task that must run every time, however late (billing,
+    a counter that is not idempotent), needs a longer expiry or none.
 
     ## References
     - [Celery: Periodic tasks, entries](https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html#available-fields)
