@@ -506,6 +506,25 @@ def test_qlt702_a_celery_worker_waits_only_for_tasks_routed_to_its_queues(tmp_pa
     assert [expected in f[3] for f in found] == ([] if expected is None else [True])
 
 
+def test_qlt702_a_task_on_the_default_queue_counts_for_every_worker(tmp_path):
+    """The default queue may be renamed where qlint does not look (the container's environment):
+    a task sent there is not ruled out by the worker's -Q."""
+    files = _deployment('["celery", "-A", "proj", "worker", "-Q", "bulk"]')
+    files.update({"proj/__init__.py": "",
+                  "proj/tasks.py": ROUTED_TASKS.replace("time_limit=20)", "time_limit=1200)")})
+    (found,) = _found(tmp_path, files, "QLT702")
+    assert "ping` may run 1200 s" in found[3]
+
+
+def test_qlt702_declared_queues_may_bind_other_routing_keys(tmp_path):
+    files = _deployment('["celery", "-A", "proj", "worker", "-Q", "celery"]')
+    declared = ROUTED_TASKS + ('from kombu import Exchange, Queue\n\napp.conf.task_queues = '
+                               '[Queue("celery"), Queue("reports", Exchange("celery"), routing_key="celery")]\n')
+    files.update({"proj/__init__.py": "", "proj/tasks.py": declared})
+    (found,) = _found(tmp_path, files, "QLT702")
+    assert "export` may run 1800 s" in found[3]
+
+
 def test_qlt702_a_call_that_sends_a_task_to_the_worker_queue_counts(tmp_path):
     files = _deployment('["celery", "-A", "proj", "worker", "-Q", "celery"]')
     files.update({"proj/__init__.py": "", "proj/tasks.py": ROUTED_TASKS,

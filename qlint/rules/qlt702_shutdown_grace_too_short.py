@@ -58,8 +58,8 @@ class ShutdownGraceTooShort(Rule):
 
     ## Per framework
     - **Celery**: the longest finite `time_limit` of the tasks the worker runs (the app named
-      by `-A`; with `-Q`, the tasks routed to those queues by their `queue`, `task_routes` or
-      `task_default_queue`), or the worker's `--time-limit`.
+      by `-A`; with `-Q`, not the tasks routed only to other queues by their `queue` or
+      `task_routes`), or the worker's `--time-limit`.
     - **RQ**, **Taskiq**: the longest finite task time limit (RQ's default 180 s counts).
     - **Dramatiq**: the longest actor `time_limit`, at most the worker's own shutdown wait
       (`--worker-shutdown-timeout`, 600 s by default), after which it stops waiting.
@@ -524,15 +524,31 @@ spec:
 
 
 def _may_run(ctx: RuleContext, worker, task) -> bool:
-    """Whether the worker may run the task: a Celery worker that names its queues (``-Q a,b``)
-    runs only the tasks routed to one of them (the task's ``queue``, ``task_routes``,
-    ``task_default_queue``, a ``queue=`` on its calls); when qlint cannot tell, it may."""
+    """Whether the worker may run the task. A Celery worker that names its queues (``-Q a,b``) does
+    not run a task routed only to other queues (its ``queue``, ``task_routes``, ``queue=`` on its
+    calls). A task that goes to the default queue counts whatever the worker names: the default
+    may come from where qlint does not look (the container's environment, a router). Queues declared
+    in ``task_queues`` may bind other routing keys than their names: every task counts then too."""
     flag = worker.command.flags.get("queues")
     if worker.framework != "celery" or flag is None or not flag.value or "$" in flag.value:
         return True
-    consumed = {name.strip() for name in flag.value.split(",") if name.strip()}
+    if any(app.settings.get("task_queues") is not None for app in task.apps):
+        return True
     routed = task_queues(ctx.project, task)
-    return routed is None or bool(routed & consumed)
+    default = _default_queue_name(task)
+    if routed is None or default is None or default in routed:
+        return True
+    consumed = {name.strip() for name in flag.value.split(",") if name.strip()}
+    return bool(routed & consumed)
+
+
+def _default_queue_name(task) -> str | None:
+    names = set()
+    for app in task.apps:
+        written = app.settings.get("task_default_queue")
+        names.add(written.value if written is not None else "celery")
+    name = names.pop() if len(names) == 1 else None
+    return name if isinstance(name, str) else None
 
 
 def _graceful_on_stop(worker) -> bool:
