@@ -160,7 +160,7 @@ def test_fix_without_subcommand(project):
 def test_nonexistent_path(project):
     res = qlint(project, "check", "missing_dir/nope.py")
     assert res.rc == 2
-    assert "nope.py" in res.err
+    assert "nope.py" in res.out + res.err
 
 
 # -- output formats -------------------------------------------------------------------------
@@ -596,7 +596,7 @@ def test_fix_read_only_file(project):
     finally:
         os.chmod(path, 0o644)
     assert res.rc == 2
-    assert "tasks.py" in res.err
+    assert "tasks.py" in res.out + res.err
     assert path.read_text() == TASKS
 
 
@@ -668,7 +668,7 @@ def test_stdin_diff(project):
 def test_stdin_syntax_error(project):
     res = qlint(project, "check", "--stdin-filename", "proj/tasks.py", "-", stdin=b"from celery import (\n")
     assert res.rc == 2
-    assert "tasks.py" in res.err
+    assert "tasks.py" in res.out + res.err
     res = qlint(project, "check", "--fix", "--stdin-filename", "proj/tasks.py", "-", stdin=b"from celery import (\n")
     assert res.rc == 2
 
@@ -690,8 +690,8 @@ def test_syntax_error_file(project):
         """})
     res = qlint(project, "check", "--select", RULES, "--output-format", "concise")
     assert res.rc == 2
-    assert "proj/broken.py" in res.err
-    assert "SyntaxError" in res.err or "syntax" in res.err.lower()
+    assert "proj/broken.py" in res.out + res.err
+    assert "SyntaxError" in res.out + res.err or "syntax" in (res.out + res.err).lower()
     # the other files are still reported
     assert "proj/tasks.py:4:1: QLT101" in res.out
     assert "proj/celery.py:4:1: QLT501" in res.out
@@ -710,15 +710,15 @@ def test_syntax_error_in_file_without_celery(project):
     write(project, {"proj/util.py": "def helper(:\n    return 1\n"})
     res = qlint(project, "check", "--select", RULES, "--output-format", "concise")
     assert res.rc == 1
-    assert "proj/util.py" not in res.err
+    assert "proj/util.py" not in res.out + res.err
     assert "proj/tasks.py:4:1: QLT101" in res.out
     for _ in range(2):  # the second time with the folder run's cache: the named file is still parsed
         res = qlint(project, "check", "--select", RULES, "proj/util.py")
         assert res.rc == 2
-        assert "proj/util.py" in res.err
+        assert "proj/util.py" in res.out + res.err
     res = qlint(project, "check", "--select", RULES, "proj/util.py")
     assert res.rc == 2
-    assert "proj/util.py" in res.err
+    assert "proj/util.py" in res.out + res.err
     assert "All checks passed" not in res.out
 
 
@@ -730,7 +730,7 @@ def test_binary_file(project, content):
     (project / "proj/x.py").write_bytes(content)
     res = qlint(project, "check", "--select", RULES, "--output-format", "concise")
     assert res.rc == 2
-    assert "proj/x.py" in res.err
+    assert "proj/x.py" in res.out + res.err
     assert "proj/tasks.py:4:1: QLT101" in res.out
 
 
@@ -744,7 +744,7 @@ def test_undecodable_file(project, content):
     (project / "proj/undecodable.py").write_bytes(content)
     res = qlint(project, "check", "--select", RULES, "--output-format", "concise")
     assert res.rc == 2
-    assert "proj/undecodable.py" in res.err
+    assert "proj/undecodable.py" in res.out + res.err
     assert "proj/tasks.py:4:1: QLT101" in res.out
 
 
@@ -757,7 +757,7 @@ def test_deeply_nested_file(project):
     })
     res = qlint(project, "check", "--select", RULES, "--output-format", "concise")
     assert res.rc == 2, res.err
-    assert "proj/nested.py" in res.err and "proj/indented.py" in res.err
+    assert "proj/nested.py" in res.out + res.err and "proj/indented.py" in res.out + res.err
     assert "proj/tasks.py:4:1: QLT101" in res.out
 
 
@@ -766,7 +766,7 @@ def test_long_operator_chain_does_not_crash(project):
     res = qlint(project, "check", "--select", RULES, "--output-format", "concise")
     assert res.rc in (1, 2), res.err  # 2 where CPython's parser gives up too (3.11, 3.12)
     if res.rc == 2:
-        assert "proj/chain.py" in res.err
+        assert "proj/chain.py" in res.out + res.err
     assert "proj/tasks.py:4:1: QLT101" in res.out
 
 
@@ -863,3 +863,44 @@ def test_rendered_helm_on_stdin_is_linted_and_fixed(tmp_path):
     assert "replicas: 1  # from values.yaml" in fixed and "type: Recreate" in fixed
     assert "# Source: proj/templates/beat.yaml" in fixed
     assert yaml.safe_load(fixed)["spec"]["strategy"] == {"type": "Recreate"}
+
+
+# -- files that cannot be checked, in every format; nothing checked is no pass ---------------
+
+@pytest.mark.parametrize("fmt", ["full", "concise", "json", "json-lines", "github", "sarif"])
+def test_unchecked_file_in_every_format(project, fmt):
+    write(project, {"proj/broken.py": "from proj.celery import app\n\n@app.task\ndef broken(:\n    pass\n"})
+    res = qlint(project, "check", "--select", "QLT501", "--no-cache", "--output-format", fmt)
+    assert res.rc == 2
+    if fmt == "concise":
+        assert "proj/broken.py:4:12: invalid-syntax invalid syntax" in res.out
+    elif fmt == "full":
+        assert "invalid-syntax invalid syntax\n --> proj/broken.py:4:12" in res.out
+    elif fmt == "json":
+        (error,) = [d for d in json.loads(res.out) if d["code"] == "invalid-syntax"]
+        assert error["location"] == {"row": 4, "column": 12} and error["severity"] == "error"
+    elif fmt == "json-lines":
+        assert any(json.loads(line)["code"] == "invalid-syntax" for line in res.out.splitlines())
+    elif fmt == "github":
+        assert "::error title=qlint (invalid-syntax),file=proj/broken.py,line=4" in res.out
+    else:
+        results = json.loads(res.out)["runs"][0]["results"]
+        assert any(r["ruleId"] == "invalid-syntax" and
+                   r["locations"][0]["physicalLocation"]["region"]["startLine"] == 4 for r in results)
+    if fmt not in ("full", "concise"):  # machine output: a human still reads why on stderr
+        assert "proj/broken.py" in res.err
+
+
+def test_a_named_file_that_is_not_checked_says_why(project):
+    write(project, {"deploy/chart/templates/worker.yaml": "kind: Deployment\nspec:\n  replicas: {{ .Values.n }}\n",
+                    "notes.yaml": "title: release notes\n"})
+    res = qlint(project, "check", "--no-cache", "deploy/chart/templates/worker.yaml", "notes.yaml")
+    assert res.rc == 0
+    assert "deploy/chart/templates/worker.yaml was not checked: " in res.err
+    assert "notes.yaml was not checked: " in res.err
+
+
+def test_nothing_found_is_no_pass(tmp_path):
+    (tmp_path / "README.md").write_text("nothing here\n")
+    res = qlint(tmp_path, "check", "--no-cache", ".")
+    assert res.rc == 0 and "no Python files or manifests found" in res.err

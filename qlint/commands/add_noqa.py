@@ -34,6 +34,7 @@ from qlint.lint.engine import FileError, Linter
 from qlint.lint.atomic import write_source
 from qlint.lint.noqa import Suppressions
 from qlint.lint.source import SourceFile, UndecodableSource
+from qlint.report.output import display, print_errors
 
 UNFIT = "the line ends inside a multi-line string or continues on the next line"
 UNSAFE = "a comment there would not suppress it"
@@ -115,7 +116,6 @@ def _findings(diagnostics: list[Diagnostic]) -> dict[str, list[Finding]]:
 
 def run_add_noqa(linter: Linter, checked: set[str], errors: list[FileError], *, quiet: bool, cwd: Path) -> int:
     """Lint (no fixes), add the directives, write the files; the exit code."""
-    from qlint.commands.check import _display, _print_errors
 
     late = {r.code for r in linter.rules if getattr(r, "after_suppression", False)}
     diagnostics = [d for d in linter.lint() if str(d.path) in checked and d.code not in late]
@@ -141,11 +141,11 @@ def run_add_noqa(linter: Linter, checked: set[str], errors: list[FileError], *, 
             continue
         added += plan.added
     for key, row, code, why in sorted(skipped):
-        print(f"qlint: warning: {_display(Path(key), cwd)}:{row}: no `# noqa` added for {code}: {why}",
+        print(f"qlint: warning: {display(Path(key), cwd)}:{row}: no `# noqa` added for {code}: {why}",
               file=sys.stderr)
     if added and not quiet:
         print(f"Added {added} noqa directive{'s' if added != 1 else ''}.", file=sys.stderr)
     if skipped and not quiet:
         print(f"Skipped {len(skipped)} finding{'s' if len(skipped) != 1 else ''} (listed above).", file=sys.stderr)
-    _print_errors(errors, cwd)
+    print_errors(errors, cwd)
     return 2 if errors else 0

@@ -17,6 +17,7 @@ from qlint.lint.fixing import fix_loop
 from qlint.lint.registry import select_rules
 from qlint.lint.source import SourceFile, UndecodableSource
 from qlint.report import HUMAN_FORMATS, Summary, render, render_statistics
+from qlint.report.output import display, emit, print_errors, unchecked
 from qlint.settings import Settings, load_settings
 
 STDIN = Path("-")
@@ -32,18 +33,6 @@ def _settings(args: argparse.Namespace) -> Settings:
         unsafe_fixes=args.unsafe_fixes,
         output_format=args.output_format,
     )
-
-
-def _print_errors(errors: list[FileError], root: Path) -> None:
-    for err in errors:
-        print(f"qlint: error: {_display(err.path, root)}: {err.message}", file=sys.stderr)
-
-
-def _display(path: Path, root: Path) -> str:
-    try:
-        return os.path.relpath(path, root) if Path(path).is_absolute() else str(path)
-    except ValueError:
-        return str(path)
 
 
 def _whole_project(paths: list[Path], settings: Settings) -> bool:
@@ -173,6 +162,17 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"qlint: warning: {'the file' if len(checked) == 1 else f'all {len(checked)} files'} to check "
               f"{'is' if len(checked) == 1 else 'are'} non-production (tests, examples, docs ...: the "
               "`non-production` setting): read for context only, nothing reported", file=sys.stderr)
+    # Nothing checked is no pass: say what was not looked at, and why.
+    if not args.quiet:
+        named = {str(Path(os.path.abspath(p))) for p in paths if p != STDIN}
+        for skipped_path, why in linter.skipped:
+            if str(skipped_path) in named or str(skipped_path) in checked and STDIN in paths:
+                print(f"qlint: warning: {display(skipped_path, cwd)} was not checked: {why}", file=sys.stderr)
+        if not checked and not errors:
+            print("qlint: warning: no Python files or manifests found under the given paths", file=sys.stderr)
+    # Files that could not be checked are reported like findings, in every format (as ruff
+    # reports syntax errors); on stderr too when the output is not for a human.
+    shown = remaining + [unchecked(e) for e in errors]
     summary = Summary(fixed=fixed if not args.diff else 0, unsafe_fixes_enabled=unsafe, fix_mode=args.fix)
     out = sys.stderr if (STDIN in paths and args.fix and not args.diff) else None
     stream_is_tty = (out or sys.stdout).isatty() and args.output_file is None
@@ -182,20 +182,19 @@ def run_check(args: argparse.Namespace) -> int:
         if fixed_any(outcome) and not args.quiet:
             print(f"Would fix {outcome.count} error{'s' if outcome.count != 1 else ''}.", file=sys.stderr)
     elif args.statistics:
-        text = render_statistics(remaining, rules=rule_map, color=color, summary=summary)
+        text = render_statistics(shown, rules=rule_map, color=color, summary=summary)
     else:
-        text = render(remaining, fmt, rules=rule_map, root=cwd, color=color, summary=summary)
+        text = render(shown, fmt, rules=rule_map, root=cwd, color=color, summary=summary)
         if args.quiet and fmt in HUMAN_FORMATS:
-            text = _strip_footer(text, remaining)
-        elif errors and not remaining and not fixed and fmt in HUMAN_FORMATS:
-            text = ""  # not "All checks passed!" when a file could not be checked
-    _emit(text, args.output_file, out)
-    _print_errors(errors, cwd)
+            text = _strip_footer(text, shown)
+    emit(text, args.output_file, out)
+    if args.diff or args.statistics or fmt not in HUMAN_FORMATS or args.output_file is not None:
+        print_errors(errors, cwd)
     for failure in dict.fromkeys(linter.rule_failures):  # once, however many fix rounds hit it
         print(f"qlint: error: {failure}", file=sys.stderr)
     if args.verbose:
         for path, why in linter.skipped:
-            print(f"qlint: skipped {_display(path, cwd)}: {why}", file=sys.stderr)
+            print(f"qlint: skipped {display(path, cwd)}: {why}", file=sys.stderr)
         print(f"qlint: {python_count} Python files checked, {len(linter.facts)} parsed "
               f"({linter.from_cache} from the cache), {len(linter.manifests)} manifests read, "
               f"{len(linter.skipped)} skipped, {context_only} non-production (context only), "
@@ -226,27 +225,10 @@ def _strip_footer(text: str, remaining) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def _emit(text: str, output_file: Path | None, stream=None) -> None:
-    if not text:
-        return
-    if output_file is not None:
-        try:
-            output_file.parent.mkdir(parents=True, exist_ok=True)
-            output_file.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            from qlint.cli import UsageError
-
-            raise UsageError(f"cannot write {output_file}: {exc.strerror or exc}") from exc
-        return
-    stream = stream or sys.stdout
-    stream.buffer.write(text.encode("utf-8")) if hasattr(stream, "buffer") else stream.write(text)
-    stream.flush()
-
-
 def _print_diffs(outcome, cwd: Path) -> None:
     for key in sorted(outcome.fixed):
         old = outcome.originals[key].text.splitlines(keepends=True)
         new = outcome.fixed[key].text.splitlines(keepends=True)
-        name = _display(Path(key), cwd)
+        name = display(Path(key), cwd)
         sys.stdout.writelines(difflib.unified_diff(old, new, fromfile=name, tofile=name))
         sys.stdout.write("\n")

@@ -26,6 +26,7 @@ from qlint.lint.facts import FileFacts, Value
 from qlint.lint.model import UNKNOWN, Project, Resolved, Task, seconds
 from qlint.lint.source import SourceFile
 from qlint.settings import load_settings
+from qlint.report.output import emit, print_errors
 
 FORMATS = ("table", "json", "csv")
 COLUMNS = ("queue", "time_limit", "soft_time_limit", "max_retries", "retry", "acks", "serializer")
@@ -375,10 +376,9 @@ def run_tasks(args: argparse.Namespace) -> int:
     project = linter.model()
     rows = rows_for(project, linter, cwd, only=checked)
     text = {"table": render_table, "json": render_json, "csv": render_csv}[args.output_format](rows)
-    from qlint.commands.check import _emit, _print_errors
 
-    _emit(text, args.output_file)
-    _print_errors(errors, cwd)
+    emit(text, args.output_file)
+    print_errors(errors, cwd)
     return 2 if errors else 0
 
 
