@@ -23,6 +23,31 @@ INTERNAL = "internal error"
 MIN_BATCH = 8
 
 
+def _follow_parent(parent: int) -> None:
+    """A pool worker ends when the process that started it does (killed by a pre-commit or CI
+    timeout, SIGKILL): at once where Linux can tell it (``PR_SET_PDEATHSIG``), else within half
+    a second, by a thread watching whether it has been handed to another parent."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(1)
+    threading.Thread(target=watch, name="qlint-parent-watch", daemon=True).start()
+
+
 def worker_count() -> int:
     env = os.environ.get("QLINT_WORKERS")
     if env and env.isdigit():
@@ -106,7 +131,8 @@ class Extraction:
         if not self.failed and (self.pool is not None or not final or len(items) >= MIN_BATCH):
             try:
                 if self.pool is None:
-                    self.pool = ProcessPoolExecutor(max_workers=self.workers)
+                    self.pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_follow_parent,
+                                                    initargs=(os.getpid(),))
                 future = self.pool.submit(_work_many, items)
                 self.started += len(items)
             except (BrokenProcessPool, OSError, AssertionError, RuntimeError):
