@@ -7,10 +7,13 @@ import tokenize
 
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit, Severity
+from qlint.lint.extract import dotted_name as _dotted
 from qlint.lint.facts import FileFacts, FunctionFact, HandlerFact
 from qlint.lint.model import Project, Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
+from qlint.lint.source import SourceFile
 from qlint.rules._common import number_text, task_functions, where
+from qlint.rules.qlt305_task_failure_swallowed import Flow, Trees, handler_flow
 
 BROAD = frozenset({"builtins.Exception", "builtins.BaseException"})
 
@@ -20,17 +23,26 @@ class TimeoutExceptionSwallowed(Rule):
     """## What it does
     Checks for `except Exception:`, `except BaseException:` and bare `except:` clauses
     inside a task whose framework interrupts it with a catchable exception when its time is
-    up, where the clause neither re-raises nor retries, and no earlier clause of the same
-    `try` handles that timeout exception.
+    up, where the clause neither re-raises nor retries, no earlier clause of the same `try`
+    handles that timeout exception, and the task carries on after the clause: the `try` is
+    in a loop whose next iteration runs, or work follows the `try` in the task's body, or the
+    clause itself goes on to do work (anything besides logging, recording the failure,
+    passing or returning).
+
+    A clause after which the task ends at once (the `try` is the last thing the task does
+    and the clause only logs, records the failure, passes or returns) is not reported: the
+    timeout ends the task all the same, and what it hides is the failure, which QLT305
+    judges. The two rules never report the same clause.
 
     ## Why is this bad?
     Celery's soft time limit, RQ's job timeout and Huey's task timeout stop a task by
     raising an exception inside its code: `SoftTimeLimitExceeded`, `JobTimeoutException`,
-    `TaskTimeout`. All three derive from `Exception`, so a catch-all handler that logs and
-    carries on swallows the timeout: the task keeps running past its limit. With Celery the
-    work then goes on until the hard limit kills the worker process (no cleanup, a
-    `WorkerLostError`), or forever when there is no hard limit; RQ's work horse is killed
-    only 60 s after its timeout; a Huey task simply continues.
+    `TaskTimeout`. All three derive from `Exception`, so a catch-all clause that logs and
+    carries on swallows the timeout: the loop moves on to its next item, or the rest of the
+    task runs, past the limit. With Celery the work then goes on until the hard limit kills
+    the worker process (no cleanup, a `WorkerLostError`), or for as long as it takes when
+    there is no hard limit; RQ's work horse is killed only 60 s after its timeout; a Huey
+    task simply continues.
 
     ## Example
     ```python
@@ -66,17 +78,22 @@ class TimeoutExceptionSwallowed(Rule):
       its base class, `task_soft_time_limit`); the hard `time_limit` kills the process
       without raising anything in the task. Not reported when the app's pool does not
       enforce limits (`threads`, `solo`, `eventlet`).
-      `@app.task(soft_time_limit=60)` + `except Exception: pass`.
+      `@app.task(soft_time_limit=60)` + a loop around `try: ... except Exception: pass`.
     - RQ: every job has a timeout (180 s unless `job_timeout`/`timeout` says otherwise);
       only `-1` (no timeout) is not reported.
-      `@job("default", timeout=60)` + `except Exception: return None`.
+      `@job("default", timeout=60)` + `except Exception: pass` followed by more work.
     - Huey: only for tasks with a `timeout`; the process and greenlet workers raise
       `TaskTimeout` in the task, the thread worker raises it from `task.check_timeout()`.
-      `@huey.task(timeout=60)` + `except: pass`.
+      `@huey.task(timeout=60)` + `except: pass` in a loop.
 
     Dramatiq's `TimeLimitExceeded` and the `asyncio.CancelledError` that stops Taskiq and
     arq jobs derive from `BaseException`, which `except Exception` does not catch; those
     frameworks are not checked.
+
+    What the clause does is read from the task's code: logging calls (`logger.*`, `print`),
+    an error tracker's `capture_exception`-style calls, calls handed the caught exception
+    (`mark_failed(item, str(exc))`), attributes written on an object and its `save()`, and
+    `return`s of plain values or of such calls are not work; any other call is.
 
     ## Fix safety
     The fix adds `except <TimeoutException>: raise` before the catch-all clause, using the
@@ -105,14 +122,15 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 @shared_task(soft_time_limit=60, time_limit=90)
-def sync(store_id):
-    try:
-        pass
-    except SoftTimeLimitExceeded:
-        cleanup()
-        raise
-    except Exception:
-        pass
+def sync(store_ids):
+    for store_id in store_ids:
+        try:
+            pull(store_id)
+        except SoftTimeLimitExceeded:
+            cleanup()
+            raise
+        except Exception:
+            pass
 """, note="an earlier clause of the same try handles the timeout"),
         Valid("""
 from celery import shared_task
@@ -120,12 +138,13 @@ from celery import shared_task
 @shared_task(soft_time_limit=60)
 def sync(store_id):
     try:
-        pass
+        pull(store_id)
     except Exception as exc:
         log.error("failed: %s", exc)
         raise
     except BaseException:
         pass
+    publish(store_id)
 """, note="the first catch-all re-raises, and later clauses of the try never see the timeout"),
         Valid("""
 from celery import Celery
@@ -133,21 +152,23 @@ from celery import Celery
 app = Celery("proj")
 
 @app.task(time_limit=300)
-def sync(store_id):
-    try:
-        pass
-    except Exception:
-        pass
+def sync(store_ids):
+    for store_id in store_ids:
+        try:
+            pull(store_id)
+        except Exception:
+            pass
 """, note="a hard limit alone kills the process: no exception reaches the task's code"),
         Valid("""
 from celery import shared_task
 
 @shared_task(soft_time_limit=300, time_limit=300)
-def sync(store_id):
-    try:
-        pass
-    except Exception:
-        pass
+def sync(store_ids):
+    for store_id in store_ids:
+        try:
+            pull(store_id)
+        except Exception:
+            pass
 """, note="the hard limit fires first, so the soft one never raises (QLT102 reports the pair)"),
         Valid("""
 from celery import Celery
@@ -157,11 +178,12 @@ app.conf.worker_pool = "threads"
 app.conf.task_soft_time_limit = 60
 
 @app.task
-def sync(store_id):
-    try:
-        pass
-    except Exception:
-        pass
+def sync(store_ids):
+    for store_id in store_ids:
+        try:
+            pull(store_id)
+        except Exception:
+            pass
 """, note="the threads pool never raises the soft limit"),
         Valid("""
 from celery import shared_task
@@ -169,13 +191,14 @@ from celery import shared_task
 @shared_task(bind=True, soft_time_limit=60)
 def sync(self, store_id):
     try:
-        pass
+        pull(store_id)
     except Exception as exc:
         raise RuntimeError("sync failed") from exc
     try:
-        pass
+        push(store_id)
     except Exception as exc:
         self.retry(exc=exc)
+    publish(store_id)
 """, note="raise ... from exc, and a retry, end the task"),
         Valid("""
 from celery import shared_task
@@ -184,30 +207,33 @@ from celery.exceptions import SoftTimeLimitExceeded
 @shared_task(soft_time_limit=60)
 def sync(store_id):
     try:
-        pass
+        pull(store_id)
     except (SoftTimeLimitExceeded, Exception):
         pass
     try:
-        pass
+        push(store_id)
     except KeyError:
         pass
+    publish(store_id)
 
-def helper():
-    try:
-        pass
-    except Exception:
-        pass
+def helper(store_ids):
+    for store_id in store_ids:
+        try:
+            pull(store_id)
+        except Exception:
+            pass
 """, note="the timeout named explicitly; a narrow clause; a function that is not a task"),
         Valid("""
 from redis import Redis
 from rq.decorators import job
 
 @job("default", connection=Redis(), timeout=-1)
-def export(path):
-    try:
-        pass
-    except Exception:
-        pass
+def export(paths):
+    for path in paths:
+        try:
+            write(path)
+        except Exception:
+            pass
 """, note="no timeout: nothing raises in the job"),
         Valid("""
 from huey import RedisHuey
@@ -215,12 +241,73 @@ from huey import RedisHuey
 huey = RedisHuey("app")
 
 @huey.task()
-def export(path):
-    try:
-        pass
-    except Exception:
-        pass
+def export(paths):
+    for path in paths:
+        try:
+            write(path)
+        except Exception:
+            pass
 """, note="no timeout on the task"),
+        Valid("""
+from redis import Redis
+from rq.decorators import job
+
+@job("emails", connection=Redis(), timeout=60)
+def send_mail(to, subject, body):
+    try:
+        deliver(to, subject, body)
+    except Exception:
+        log.exception("failed sending %s", subject)
+
+@job("schemas", connection=Redis(), timeout=300)
+def get_schema(source_id):
+    try:
+        return load_schema(source_id)
+    except Exception as exc:
+        return {"error": {"code": 2, "message": str(exc)}}
+""", note="the try is the task's last statement and the clause only logs or returns: the task ends "
+          "at once (QLT305 judges the swallowed failure)"),
+        Valid("""
+from celery import shared_task
+
+@shared_task(soft_time_limit=1800, time_limit=2100)
+def run_bulk_item(item_id, resume):
+    item = load(item_id)
+    if resume:
+        try:
+            poll(item)
+        except Exception as exc:
+            log.exception("polling %s failed", item_id)
+            mark_item_failed(item, str(exc))
+        return
+    for step in steps(item):
+        try:
+            step.run()
+        except Exception:
+            log.exception("step failed")
+            return None
+    try:
+        finish(item)
+    except Exception as exc:
+        item.status = "failed"
+        item.error = str(exc)
+        item.save()
+""", note="clauses that record the failure and end the task: only a return follows, or they return"),
+        Valid("""
+from huey import RedisHuey
+
+huey = RedisHuey("app")
+
+@huey.task(timeout=60)
+def export(paths):
+    for path in paths:
+        try:
+            write(path)
+        except Exception:
+            log.warning("stopping at %s", path)
+            break
+    log.info("export done")
+""", note="the clause breaks out of the loop and nothing but logging follows it"),
     ]
     INVALID = [
         Invalid("""
@@ -246,7 +333,8 @@ def sync_inventory(store_id):
             raise
         except Exception:
             log.exception("could not update %s", item)
-""", message="SoftTimeLimitExceeded"),
+""", message="the `for` loop (line 5) goes on with its next iteration past the limit, until the task ends or "
+              "the hard limit (300 s) kills its process"),
         Invalid({
             "proj/__init__.py": "",
             "proj/celery.py": """
@@ -272,6 +360,7 @@ def export():
     except KeyError:
         pass
     except: pass
+    upload()
 """,
         }, expect=[("proj/tasks.py", 16)], fixed={"proj/tasks.py": """
 \"\"\"Tasks.
@@ -291,7 +380,9 @@ def export():
         pass
     except exceptions.SoftTimeLimitExceeded: raise
     except: pass
-"""}, message="task_soft_time_limit", note="a global soft limit; the module imported as written; one-line clause"),
+    upload()
+"""}, message="task_soft_time_limit",
+            note="a global soft limit; the module imported as written; one-line clause; work after the try"),
         Invalid("""
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded as Timeout
@@ -306,6 +397,7 @@ class Export(Task):
             pass
         except (ValueError, BaseException) as exc:
             print(exc)
+        self.upload()
 """, expect=12, fixed="""
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded as Timeout
@@ -322,19 +414,22 @@ class Export(Task):
             raise
         except (ValueError, BaseException) as exc:
             print(exc)
-""", message="can run forever", note="class-based task, an import alias, no hard limit"),
+        self.upload()
+""", message="the task goes on with `self.upload()` (line 14) past the limit, with no hard limit to stop it",
+            note="class-based task, an import alias, no hard limit"),
         Invalid("""
 from celery import shared_task
 
 SoftTimeLimitExceeded = None
 
 @shared_task(soft_time_limit=60)
-def sync(store_id):
-    try:
-        pass
-    except Exception:
-        pass
-""", expect=9, note="no fix: the exception's name is taken in this module"),
+def sync(store_ids):
+    for store_id in store_ids:
+        try:
+            pull(store_id)
+        except Exception:
+            pass
+""", expect=10, note="no fix: the exception's name is taken in this module"),
         Invalid("""
 from redis import Redis
 from rq.decorators import job
@@ -344,9 +439,10 @@ redis = Redis()
 @job("default", connection=redis)
 def export(path):
     try:
-        pass
+        write(path)
     except Exception:
-        return None
+        pass
+    upload(path)
 """, expect=10, fixed="""
 from redis import Redis
 from rq.decorators import job
@@ -357,19 +453,22 @@ redis = Redis()
 @job("default", connection=redis)
 def export(path):
     try:
-        pass
+        write(path)
     except JobTimeoutException:
         raise
     except Exception:
-        return None
+        pass
+    upload(path)
 """, message="180 s", note="RQ's default job timeout"),
         Invalid({
             "jobs.py": """
-def export(path):
-    try:
-        pass
-    except:
-        pass
+def export(paths):
+    for path in paths:
+        try:
+            write(path)
+        except:
+            continue
+        upload(path)
 """,
             "enqueue.py": """
 from redis import Redis
@@ -377,64 +476,154 @@ from rq import Queue
 
 from jobs import export
 
-Queue(connection=Redis()).enqueue(export, "a.csv", job_timeout=60)
+Queue(connection=Redis()).enqueue(export, ["a.csv"], job_timeout=60)
 """,
-        }, expect=[("jobs.py", 4)], note="a plain function enqueued with a timeout; no import to place the fix after"),
+        }, expect=[("jobs.py", 5)], message="the `for` loop (line 2) goes on with its next iteration",
+            note="a plain function enqueued with a timeout; `continue`; no import to place the fix after"),
         Invalid("""
 from huey import RedisHuey
 
 huey = RedisHuey("app")
 
 @huey.task(timeout=60, context=True)
-def export(path, task=None):
-    try:
-        task.check_timeout()
-    except Exception:
-        pass
-""", expect=9, fixed="""
+def export(paths, task=None):
+    for path in paths:
+        try:
+            task.check_timeout()
+        except Exception:
+            pass
+""", expect=10, fixed="""
 from huey import RedisHuey
 from huey.exceptions import TaskTimeout
 
 huey = RedisHuey("app")
 
 @huey.task(timeout=60, context=True)
-def export(path, task=None):
+def export(paths, task=None):
+    for path in paths:
+        try:
+            task.check_timeout()
+        except TaskTimeout:
+            raise
+        except Exception:
+            pass
+""", message="TaskTimeout"),
+        Invalid("""
+from redis import Redis
+from rq.decorators import job
+
+@job("default", connection=Redis(), timeout=120)
+def fetch(url):
     try:
-        task.check_timeout()
-    except TaskTimeout:
+        return download(url)
+    except Exception:
+        log.warning("primary failed, trying the mirror")
+        return download(mirror_of(url))
+
+@job("default", connection=Redis(), timeout=120)
+def refresh(source_id):
+    source = load(source_id)
+    if source.enabled:
+        try:
+            error = extract_error(source)
+        except Exception:
+            error = None
+    source.error = error
+    source.save()
+""", expect=[8, 18], fixed="""
+from redis import Redis
+from rq.decorators import job
+from rq.timeouts import JobTimeoutException
+
+@job("default", connection=Redis(), timeout=120)
+def fetch(url):
+    try:
+        return download(url)
+    except JobTimeoutException:
         raise
     except Exception:
-        pass
-""", message="TaskTimeout"),
+        log.warning("primary failed, trying the mirror")
+        return download(mirror_of(url))
+
+@job("default", connection=Redis(), timeout=120)
+def refresh(source_id):
+    source = load(source_id)
+    if source.enabled:
+        try:
+            error = extract_error(source)
+        except JobTimeoutException:
+            raise
+        except Exception:
+            error = None
+    source.error = error
+    source.save()
+""", message="past the limit",
+            note="the clause itself goes on to work; work after a try nested in an if"),
     ]
 
     def check(self, ctx: RuleContext) -> None:
+        trees = Trees()
         for task in ctx.project.tasks:
             limit = _timeout_limit(task)
             if limit is None:
                 continue
+            src = ctx.source(task.file)
             for fn in task_functions(ctx.project, task):
                 for handler in _swallowing_handlers(ctx.project, task, fn):
-                    self._report(ctx, task, handler, limit)
+                    flow = handler_flow(trees, src, fn, handler)
+                    if flow is None or flow.ends_task:
+                        # The task ends once the clause has run, so the timeout stops it all the
+                        # same: what is lost is the failure, which is QLT305's to judge.
+                        continue
+                    self._report(ctx, task, handler, limit, _goes_on(src, flow))
 
-    def _report(self, ctx: RuleContext, task: Task, handler: HandlerFact, limit: tuple[str, float, str]) -> None:
+    def _report(self, ctx: RuleContext, task: Task, handler: HandlerFact, limit: tuple[str, float, str],
+                goes_on: str) -> None:
         profile = task.profile
         option, value, source = limit
         names = [q.rpartition(".")[2] for q in profile.timeout_exceptions]
         caught = "bare `except:`" if not handler.types else (
             f"`except {handler.types[0]}`" if len(handler.types) == 1 else f"`except ({', '.join(handler.types)})`")
-        after = "carries on past its limit"
+        until = ""
         if profile.soft_time_limit is not None:
             hard = task.norm.get("time_limit")
             if hard is not None and hard.known and isinstance(hard.value, (int, float)) and math.isfinite(hard.value):
-                after = f"carries on until the hard limit ({number_text(hard.value)} s) kills its process"
+                until = f", until the task ends or the hard limit ({number_text(hard.value)} s) kills its process"
             elif hard is not None and hard.known:
-                after = "carries on, and with no hard limit it can run forever"
+                until = ", with no hard limit to stop it"
         message = (f"{caught} in task `{task.name}` swallows {' / '.join(f'`{n}`' for n in names)}, which "
                    f"{profile.title} raises in the task when its `{option}` of {number_text(value)} s ({source}) "
-                   f"runs out: the task {after}; handle the timeout first and re-raise it")
+                   f"runs out: {goes_on} past the limit{until}; handle the timeout first and re-raise it")
         fix = _fix(ctx, task, handler)
         ctx.report(task.file, handler.span, message, fix=fix, statement=handler.span)
+
+
+def _snippet(src: SourceFile, node: ast.AST) -> str:
+    """A node's source for a message: a call as ``name(...)`` when it spans lines, anything
+    else by its first line, shortened."""
+    if isinstance(node, ast.Expr):
+        node = node.value
+    row = node.lineno
+    line = src.line_text(row).encode("utf-8")
+    if node.end_lineno == row and node.end_col_offset is not None:
+        text = line[node.col_offset:node.end_col_offset].decode("utf-8", "replace")
+    elif isinstance(node, ast.Call):
+        text = f"{_dotted(node.func) or '...'}(...)"
+    else:
+        text = line[node.col_offset:].decode("utf-8", "replace").strip().rstrip(":").strip() + " ..."
+    return text if len(text) <= 48 else text[:45].rstrip() + "..."
+
+
+def _goes_on(src: SourceFile, flow: Flow) -> str:
+    """What runs after the clause, for the message: the loop's next iteration, the clause's own
+    work, or the work after the ``try``."""
+    if flow.loop is not None:
+        kind = "`while`" if isinstance(flow.loop, ast.While) else "`for`"
+        return f"the {kind} loop (line {flow.loop.lineno}) goes on with its next iteration"
+    if flow.busy is not None:
+        return f"the clause goes on to run `{_snippet(src, flow.busy)}` (line {flow.busy.lineno})"
+    work = flow.next_work
+    return f"the task goes on with `{_snippet(src, work)}` (line {work.lineno})"
 
 
 def _timeout_limit(task: Task) -> tuple[str, float, str] | None:
