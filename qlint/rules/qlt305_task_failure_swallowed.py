@@ -380,12 +380,13 @@ def error_payload(statements: list[ast.stmt], exc: str | None) -> bool:
 
 # -- error trackers that turn log records into events ------------------------------------------
 #
-# sentry-sdk (sentry_sdk/integrations/logging.py): ``LoggingIntegration`` is one of the default
-# integrations ``sentry_sdk.init()`` installs (``default_integrations=True``); it patches
-# ``logging.Logger.callHandlers`` and turns every record at ``event_level`` or above
-# (``DEFAULT_EVENT_LEVEL = logging.ERROR``) into an event; ``event_level=None`` sends none,
-# ``default_integrations=False`` or ``disabled_integrations=[LoggingIntegration]`` leave it out.
-# structlog-sentry's ``SentryProcessor`` sends WARNING and above by default. Loggers that go
+# sentry-sdk (getsentry/sentry-python 064542dd, sentry_sdk/integrations/logging.py and
+# integrations/__init__.py): ``LoggingIntegration`` is in ``_DEFAULT_INTEGRATIONS``, which
+# ``sentry_sdk.init()`` installs unless ``default_integrations=False``; ``disabled_integrations``
+# takes precedence. It patches ``logging.Logger.callHandlers`` and turns every record at
+# ``event_level`` or above (``DEFAULT_EVENT_LEVEL = logging.ERROR``) into an event;
+# ``event_level=None`` sends none. structlog-sentry's ``SentryProcessor`` (kiwicom/structlog-sentry
+# 4ae6808, structlog_sentry/__init__.py) has ``event_level=logging.WARNING``. Loggers that go
 # through the standard library's ``logging`` (structlog's stdlib factory, Celery's task logger,
 # Dramatiq's actor logger) are caught the same way.
 
