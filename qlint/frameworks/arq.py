@@ -34,11 +34,15 @@ INVALID = {
 }
 
 # ``arq module.WorkerSettings`` (arq/cli.py).
-CLI = WorkerCli(programs=("arq",), roles={"": "worker"}, value_flags={"--custom-log-dict": "custom_log_dict"},
+CLI = WorkerCli(programs=("arq",), roles={"": "worker"},
+                value_flags={"--custom-log-dict": "custom_log_dict", "--watch": "watch"},
                 bool_flags={"--burst": "burst", "--no-burst": "no_burst", "--check": "check", "-v": "verbose",
-                            "--verbose": "verbose", "--watch": "watch"},
+                            "--verbose": "verbose"},
                 # worker.py: ``job_completion_wait=0`` cancels running jobs as soon as SIGTERM/SIGINT arrives.
-                shutdown_setting="job_completion_wait", shutdown_default=0.0, burst_flag="burst")
+                shutdown_setting="job_completion_wait", shutdown_default=0.0, burst_flag="burst",
+                # cli.py: ``--check`` runs a health check and exits (no worker); ``--watch DIR`` reloads the
+                # worker when a file under DIR changes (a development aid).
+                probe_flags=("check",), dev_flags=("watch",))
 
 PROFILE = Profile(
     FRAMEWORK, "arq", time_limit=Unit("timeout"),

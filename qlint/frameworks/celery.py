@@ -91,7 +91,8 @@ SERIALIZER_SETTINGS = ("task_serializer", "result_serializer", "event_serializer
 PICKLE_NAMES = ("pickle", "application/x-python-serialize")
 
 
-# ``celery worker`` / ``celery beat`` (celery/bin/worker.py, beat.py, 5.7).
+# ``celery worker`` / ``celery beat`` (celery/bin/worker.py, beat.py, base.py, celery.py, 5.7).
+_NODE = "per CPU the container sees (`os.cpu_count()`: every core of the node, whatever the container's share)"
 CLI = WorkerCli(
     programs=("celery",), roles={"worker": "worker", "beat": "scheduler"},
     django_commands={"celery": "worker"},
@@ -101,18 +102,45 @@ CLI = WorkerCli(
                  "--time-limit": "time_limit", "--soft-time-limit": "soft_time_limit", "-Q": "queues",
                  "--queues": "queues", "-l": "loglevel", "--loglevel": "loglevel", "-n": "hostname",
                  "--hostname": "hostname", "--prefetch-multiplier": "prefetch_multiplier", "-s": "schedule",
-                 "--schedule": "schedule", "-S": "scheduler", "--scheduler": "scheduler", "-b": "broker",
-                 "--broker": "broker", "--workdir": "workdir", "-O": "optimization"},
-    bool_flags={"-B": "beat", "--beat": "beat", "-E": "events", "--without-gossip": "without_gossip",
-                "--without-mingle": "without_mingle", "--without-heartbeat": "without_heartbeat"},
+                 "--schedule": "schedule", "--schedule-filename": "schedule", "-S": "scheduler",
+                 "--scheduler": "scheduler", "--statedb": "statedb", "-b": "broker", "--broker": "broker",
+                 "--workdir": "workdir", "-O": "optimization", "--optimization": "optimization",
+                 "-X": "exclude_queues", "--exclude-queues": "exclude_queues", "-I": "include",
+                 "--include": "include", "--heartbeat-interval": "heartbeat_interval",
+                 "--max-interval": "max_interval", "--result-backend": "result_backend", "--loader": "loader",
+                 "--config": "config", "-f": "logfile", "--logfile": "logfile", "--pidfile": "pidfile",
+                 "--uid": "uid", "--gid": "gid", "--umask": "umask", "--executable": "executable"},
+    bool_flags={"-B": "beat", "--beat": "beat", "-E": "events", "--task-events": "events", "--events": "events",
+                "--without-gossip": "without_gossip", "--without-mingle": "without_mingle",
+                "--without-heartbeat": "without_heartbeat", "--disable-prefetch": "disable_prefetch",
+                "--purge": "purge", "--discard": "purge", "-D": "detach", "--detach": "detach",
+                "-C": "no_color", "--no-color": "no_color", "-q": "quiet", "--quiet": "quiet",
+                "--skip-checks": "skip_checks"},
     pool_flags=("concurrency", "autoscale"), pool_fix="--concurrency", pool_setting="worker_concurrency",
-    pool_default="the prefork pool starts one child per CPU the container sees (`os.cpu_count()`: the node's cores)",
+    # ``WorkController.setup_instance`` sizes every pool with ``billiard.cpu_count()`` (``os.cpu_count()``)
+    # when nothing sets the concurrency: prefork children, ``ThreadPoolExecutor(max_workers=...)``, a
+    # gevent/eventlet pool of that many greenlets; the solo pool fixes its limit at 1
+    # (celery/worker/worker.py, celery/concurrency/*.py).
+    pool_defaults=(
+        ("prefork", f"the prefork pool starts one child process {_NODE}, each with its own copy of the app"),
+        ("processes", f"the prefork pool starts one child process {_NODE}, each with its own copy of the app"),
+        ("threads", f"the threads pool runs one thread {_NODE}, so how many tasks run at once, and how many "
+                    "connections they hold, changes with the node"),
+        ("gevent", f"the gevent pool runs one greenlet {_NODE}, so it runs only as many tasks at once as the node "
+                   "has cores"),
+        ("eventlet", f"the eventlet pool runs one greenlet {_NODE}, so it runs only as many tasks at once as the "
+                     "node has cores"),
+        ("solo", ""),
+    ),
     time_limit_flag="time_limit",
     adds_scheduler="beat",
     # bin/worker.py, worker/components.py: ``--autoscale MAX,MIN`` grows the pool to MAX (``-c`` is
     # then ignored); ``-c`` counts greenlets or threads with ``-P gevent/eventlet/threads``.
     process_flags=("concurrency", "autoscale"), kind_flag="pool", process_kinds=("prefork", "processes"),
-    kind_default="prefork", kind_setting="worker_pool",
+    kind_default="prefork", kind_setting="worker_pool", kind_deferring=("prefork",),
+    # worker/components.py hands ``maxtasksperchild``/``max_memory_per_child`` to the pool; only
+    # billiard's (prefork) reads them: threads, gevent, eventlet and solo ignore them.
+    recycling_flags=("max_tasks_per_child", "max_memory_per_child"),
     # ``--max-memory-per-child`` / ``worker_max_memory_per_child`` are KiB (configuration.rst).
     memory_flag="max_memory_per_child", memory_setting="worker_max_memory_per_child", memory_unit=1024,
     # bin/control.py: ``inspect`` needs remote control, on RabbitMQ and Redis only, and waits 1 s for

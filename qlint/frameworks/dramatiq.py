@@ -35,13 +35,21 @@ CLI = WorkerCli(
     programs=("dramatiq",), roles={"": "worker"}, django_commands={"rundramatiq": "worker"},
     value_flags={"-p": "processes", "--processes": "processes", "-t": "threads", "--threads": "threads",
                  "-Q": "queues", "--queues": "queues", "--path": "path", "-P": "path", "--pid-file": "pid_file",
-                 "--log-file": "log_file", "--worker-shutdown-timeout": "worker_shutdown_timeout"},
-    bool_flags={"--watch": "watch", "-v": "verbose", "--verbose": "verbose"},
+                 "--log-file": "log_file", "--worker-shutdown-timeout": "worker_shutdown_timeout",
+                 "--worker-fork-timeout": "worker_fork_timeout", "-f": "fork_function",
+                 "--fork-function": "fork_function", "--watch": "watch", "-i": "watch_include",
+                 "--watch-include": "watch_include", "-x": "watch_exclude", "--watch-exclude": "watch_exclude"},
+    bool_flags={"-v": "verbose", "--verbose": "verbose", "--skip-logging": "skip_logging",
+                "--use-spawn": "use_spawn", "--watch-use-polling": "watch_use_polling"},
     pool_flags=("processes",), pool_fix="--processes",
     process_flags=("processes",),  # ``-t/--threads`` are threads inside each process
     shutdown_flag="worker_shutdown_timeout", shutdown_default=600.0, shutdown_scale=1000.0,
-    pool_default="dramatiq starts one worker process per CPU the container sees (the node's cores), each with "
-                 "8 threads",
+    # cli.py: ``--processes`` defaults to ``multiprocessing.cpu_count()``; each process runs
+    # ``--threads`` threads (8 unless ``-t`` says otherwise: not part of the fragment).
+    pool_defaults=(("", "dramatiq starts one worker process per CPU the container sees (`os.cpu_count()`: every "
+                        "core of the node, whatever the container's share), each with its own copy of the app"),),
+    # cli.py: ``--watch DIR`` reloads the workers when a file under DIR changes (a development aid).
+    dev_flags=("watch",),
 )
 
 PROFILE = Profile(

@@ -55,11 +55,27 @@ CLI = WorkerCli(
     value_flags={"-u": "url", "--url": "url", "-c": "config", "--config": "config", "-S": "serializer",
                  "--serializer": "serializer", "-n": "num_workers", "--num-workers": "num_workers",
                  "-w": "worker_class", "--worker-class": "worker_class", "--max-jobs": "max_jobs",
-                 "--logging_level": "logging_level", "-P": "path", "--path": "path"},
-    bool_flags={"-s": "with_scheduler", "--with-scheduler": "with_scheduler", "-b": "burst", "--burst": "burst"},
+                 "--logging_level": "logging_level", "-l": "logging_level", "--logging-level": "logging_level",
+                 "-P": "path", "--path": "path", "-j": "job_class", "--job-class": "job_class",
+                 "--queue-class": "queue_class", "--connection-class": "connection_class", "--name": "name",
+                 "--results-ttl": "results_ttl", "--worker-ttl": "worker_ttl", "--maintenance-interval":
+                 "maintenance_interval", "--job-monitoring-interval": "job_monitoring_interval",
+                 "--exception-handler": "exception_handler", "--pid": "pid", "--max-idle-time": "max_idle_time",
+                 "--log-format": "log_format", "--date-format": "date_format", "-ds": "dequeue_strategy",
+                 "--dequeue-strategy": "dequeue_strategy", "--sentry-dsn": "sentry_dsn"},
+    bool_flags={"-s": "with_scheduler", "--with-scheduler": "with_scheduler", "-b": "burst", "--burst": "burst",
+                "-v": "verbose", "--verbose": "verbose", "-q": "quiet", "--quiet": "quiet",
+                "--disable-job-desc-logging": "disable_job_desc_logging",
+                "--disable-default-exception-handler": "disable_default_exception_handler"},
     # cli/workers.py: only ``worker-pool`` starts processes (``-n/--num-workers``); ``rq worker -n`` is a name.
     process_flags=("num_workers",), process_commands=("worker-pool", "rqworker-pool"),
     burst_flag="burst",
+    # cli/helpers.py: ``--serializer`` defaults to ``rq.serializers.DefaultSerializer`` (pickle; no
+    # environment variable, no config-file key), for ``worker`` and ``worker-pool`` alike, and so does
+    # django-rq's ``rqworker``/``rqworker-pool`` whatever ``RQ_QUEUES`` says (management/commands).
+    # ``json`` is an alias from RQ 2.9; the dotted path works in every release with the flag.
+    serializer_flag="serializer", serializer_default="pickle",
+    serializer_fix="--serializer rq.serializers.JSONSerializer", class_flags=("worker_class",),
 )
 
 PROFILE = Profile(

@@ -34,10 +34,23 @@ CLI = WorkerCli(
     programs=("taskiq",), roles={"worker": "worker", "scheduler": "scheduler"},
     value_flags={"-w": "workers", "--workers": "workers", "--max-async-tasks": "max_async_tasks",
                  "--max-threadpool-threads": "max_threadpool_threads", "--log-level": "log_level",
-                 "--shutdown-timeout": "shutdown_timeout", "--ack-type": "ack_type"},
+                 "--shutdown-timeout": "shutdown_timeout", "--ack-type": "ack_type", "-d": "app_dir",
+                 "--app-dir": "app_dir", "--receiver": "receiver", "--receiver_arg": "receiver_arg",
+                 "-tp": "tasks_pattern", "--tasks-pattern": "tasks_pattern", "--log-format": "log_format",
+                 "--reload-dir": "reload_dir", "--max-async-tasks-jitter": "max_async_tasks_jitter",
+                 "--max-prefetch": "max_prefetch", "--max-fails": "max_fails",
+                 "--max-tasks-per-child": "max_tasks_per_child", "--wait-tasks-timeout": "wait_tasks_timeout",
+                 "--hardkill-count": "hardkill_count", "--max-process-pool-processes": "max_process_pool_processes",
+                 "--update-interval": "update_interval", "--loop-interval": "loop_interval"},
     bool_flags={"--no-parse": "no_parse", "-fsd": "fs_discover", "--fs-discover": "fs_discover",
-                "--reload": "reload"},
+                "--reload": "reload", "-r": "reload", "--no-propagate-errors": "no_propagate_errors",
+                "--do-not-use-gitignore": "do_not_use_gitignore", "--no-configure-logging": "no_configure_logging",
+                "--use-process-pool": "use_process_pool", "--skip-first-run": "skip_first_run"},
     process_flags=("workers",),  # cli/worker/args.py: ``--workers`` processes (2 by default)
+    # cli/worker/args.py, run.py: ``--no-parse`` builds the receiver with ``validate_params=False``, so
+    # annotated parameters get the decoded message as it is (receiver/params_parser.py is skipped);
+    # ``--reload`` restarts the workers on each code change (a development aid).
+    no_parse_flag="no_parse", dev_flags=("reload",),
 )
 
 PROFILE = Profile(

@@ -7,11 +7,12 @@ another) and finds the workers in each container's command.
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qlint.lint.facts import Span
+from qlint.lint.facts import FileFacts, Span
 from qlint.lint.source import SourceFile
 from qlint.manifests import yamldoc
 from qlint.manifests.commands import WorkerCommand, parse
@@ -31,11 +32,36 @@ class Worker:
         return self.command.framework
 
     def anchor(self, flag: str | None = None) -> Span:
-        """The flag's own list item when there is one, else the ``command:``/``args:`` line."""
+        """The flag's own list item when there is one, else the ``command:``/``args:`` line (always in
+        the workload's file: a flag written in a script the container runs points at the command)."""
         found = self.command.flags.get(flag) if flag else None
-        if found is not None and found.token.own_item:
+        if found is not None and found.token.own_item and found.token.path is None:
             return Span(found.token.span.start, found.token.span.start)
         return self.container.command_line or self.container.anchor
+
+    def flag_site(self, flag: str | None = None) -> tuple[FileFacts, Span]:
+        """Where a finding about ``flag`` goes: the flag's own list item, the line of the script it is
+        written in (a script the container runs), else the command line."""
+        found = self.command.flags.get(flag) if flag else None
+        if found is not None and found.token.path is not None:
+            return FileFacts(path=found.token.path, module=""), Span(found.token.span.start, found.token.span.start)
+        return self.workload.file, self.anchor(flag)
+
+    @property
+    def development(self) -> str:
+        """Why this worker is a developer's run ("" for a deployment): its workload (a compose service
+        running the mounted source) or its command (a reloader)."""
+        return self.workload.development or self.command.development
+
+    @property
+    def place(self) -> str:
+        """Where the worker runs, for a message: container `worker`, Procfile entry `worker`, `bin/run.sh`."""
+        kind = self.workload.kind
+        if kind == "Procfile":
+            return f"Procfile entry `{self.container.name}`"
+        if kind == "script":
+            return f"`{self.container.name}`"
+        return f"container `{self.container.name}`"
 
 
 @dataclass
@@ -153,9 +179,60 @@ def join(files: list[ManifestFile], clis: dict) -> tuple[list[Workload], list[Wo
             # Namespaces left out (applied with ``-n``) may be the same one: counted as the same.
             if namespace is None or workload.namespace is None or namespace == workload.namespace:
                 workload.defaulted |= defaulted
+    scripts = _Scripts([f for f in files if is_script(Path(f.path))])
     workers = []
     for workload in workloads:
+        # A container may run a script the repository holds; a script read on its own stands alone.
+        reader = None if workload.kind == "script" else scripts.reader(workload.path)
         for container in workload.containers:
-            for command in parse(container.argv, clis):
+            for command in parse(container.argv, clis, reader):
                 workers.append(Worker(command, container, workload))
+                if command.development and not workload.development:
+                    workload.development = command.development  # a reloader's workload is a developer's
     return workloads, workers
+
+
+class _Scripts:
+    """The shell scripts of the project, found by the path a command names them with."""
+
+    MAX_UP = 6  # folders above a manifest tried for a relative path
+
+    def __init__(self, files: list[ManifestFile]) -> None:
+        self.by_path = {os.path.normpath(os.path.abspath(f.path)): f for f in files}
+
+    def reader(self, manifest: str):
+        base = os.path.dirname(os.path.abspath(manifest))
+        return lambda word: self.lines(word, base)
+
+    def lines(self, word: str, base: str) -> list[list[Token]] | None:
+        found = self.find(word, base)
+        if found is None:
+            return None
+        return [[Token(t.text, t.span, False, found.path) for t in container.argv]
+                for workload in found.workloads for container in workload.containers]
+
+    def find(self, word: str, base: str) -> ManifestFile | None:
+        """``./docker/run.sh`` from the manifest's folder or a folder above it; an absolute path in the
+        image (``/entrypoint-worker.sh``, ``/app/bin/run.sh``) by its longest tail that names one
+        script of the project and no other."""
+        if "$" in word or not word:
+            return None
+        if not os.path.isabs(word):
+            folder = base
+            for _ in range(self.MAX_UP):
+                hit = self.by_path.get(os.path.normpath(os.path.join(folder, word)))
+                if hit is not None:
+                    return hit
+                parent = os.path.dirname(folder)
+                if parent == folder:
+                    break
+                folder = parent
+        parts = [p for p in os.path.normpath(word).split(os.sep) if p not in ("", ".", "..")]
+        for start in range(len(parts)):
+            tail = os.sep + os.path.join(*parts[start:])
+            hits = [f for path, f in self.by_path.items() if path.endswith(tail)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                return None  # two scripts of that name: qlint cannot tell which one the image holds
+        return None

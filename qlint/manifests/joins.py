@@ -9,7 +9,10 @@ in the project (a project usually has one application per framework).
 
 from __future__ import annotations
 
-from qlint.lint.model import UNKNOWN, Project, Site, Task
+from dataclasses import dataclass
+
+from qlint.lint.model import UNKNOWN, Project, Resolved, Site, Task
+from qlint.manifests.commands import Flag
 
 
 def _module_of(reference: str) -> str:
@@ -87,22 +90,86 @@ def app_setting(apps: list, name: str):
     return written[0]
 
 
+@dataclass
+class PoolChoice:
+    """The kind of pool a worker runs (lower-cased: ``prefork``, ``gevent``; "" for a framework with
+    one kind) and where that comes from."""
+
+    kind: str
+    where: str  # "`-P gevent`", "`worker_pool = 'threads'` (proj/settings.py:3)", "Celery's default"
+    flag: Flag | None = None  # the flag that chose it, when the command line did
+    setting: Resolved | None = None  # the app's setting that chose it, when the configuration did
+
+
+def pool_choice(worker, apps: list) -> PoolChoice | None:
+    """The pool the worker runs: its CLI's ``kind_flag`` (Celery ``-P``), else the apps'
+    ``kind_setting`` (``worker_pool``), else the CLI's default. A flag value in ``kind_deferring``
+    (Celery >= 5.1's ``-P prefork``) still lets the setting choose. None when qlint cannot tell: a
+    value from the environment, words that may hold other flags (``$EXTRA_ARGS``), or a
+    configuration it cannot fully read."""
+    cli = worker.command.cli
+    if not cli.kind_flag:
+        return PoolChoice("", "")
+    if worker.command.opaque:
+        return None
+    flag = worker.command.flags.get(cli.kind_flag)
+    if flag is not None:
+        value = (flag.value or "").strip()
+        if not value or "$" in value:
+            return None
+        shown = f"`{flag.token.text}`" if "=" in flag.token.text or flag.token.text.endswith(value) \
+            else f"`{flag.token.text} {value}`"
+        if value.lower() not in cli.kind_deferring:
+            return PoolChoice(value.lower(), shown, flag=flag)
+    written = app_setting(apps, cli.kind_setting)
+    if written is UNKNOWN:
+        return None
+    if written is not None:
+        if not isinstance(written.value, str):
+            return None
+        source = f"{written.source} (default of environment variable {written.env})" if written.env else \
+            written.source
+        return PoolChoice(written.value.strip().lower(), f"`{cli.kind_setting}` ({source})", setting=written)
+    default = f"`{flag.token.text}`" if flag is not None else "the default"
+    return PoolChoice(cli.kind_default, default, flag=flag)
+
+
 def pool_kind(worker, apps: list) -> str | None:
     """The kind of pool the worker runs, lower-cased: a value of its CLI's ``kind_flag`` (Celery
     ``-P``, else the app's ``worker_pool``, else ``prefork``), "" for a framework with one kind of
-    pool; None when the app's configuration that could choose it cannot be read."""
-    cli = worker.command.cli
-    if not cli.kind_flag:
-        return ""
-    flag = worker.command.flags.get(cli.kind_flag)
-    if flag is not None:
-        kind = flag.value
-    else:
-        written = app_setting(apps, cli.kind_setting)
-        if written is UNKNOWN:
-            return None
-        kind = written.value if written is not None else cli.kind_default
-    return kind.strip().lower() if isinstance(kind, str) else None
+    pool; None when qlint cannot tell (``pool_choice``)."""
+    choice = pool_choice(worker, apps)
+    return choice.kind if choice is not None else None
+
+
+def may_run(project: Project, worker, task: Task) -> bool:
+    """Whether the worker may run the task. A Celery worker that names its queues (``-Q a,b``) does
+    not run a task routed only to other queues (its ``queue``, ``task_routes``, ``queue=`` on its
+    calls). A task that goes to the default queue counts whatever the worker names: the default
+    may come from where qlint does not look (the container's environment, a router). Queues declared
+    in ``task_queues`` may bind other routing keys than their names: every task counts then too."""
+    from qlint.frameworks.celery_failures import task_queues
+
+    flag = worker.command.flags.get("queues")
+    if worker.framework != "celery" or flag is None or not flag.value or "$" in flag.value:
+        return True
+    if any(app.settings.get("task_queues") is not None for app in task.apps):
+        return True
+    routed = task_queues(project, task)
+    default = _default_queue_name(task)
+    if routed is None or default is None or default in routed:
+        return True
+    consumed = {name.strip() for name in flag.value.split(",") if name.strip()}
+    return bool(routed & consumed)
+
+
+def _default_queue_name(task: Task) -> str | None:
+    names = set()
+    for app in task.apps:
+        written = app.settings.get("task_default_queue")
+        names.add(written.value if written is not None else "celery")
+    name = names.pop() if len(names) == 1 else None
+    return name if isinstance(name, str) else None
 
 
 def runs_processes(worker, apps: list) -> bool:

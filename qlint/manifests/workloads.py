@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from qlint.lint.facts import FileFacts, Span
-from qlint.manifests.yamldoc import Node
+from qlint.manifests.yamldoc import MERGE_TAG, Node
 
 POD_PATHS = {
     "Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
@@ -34,6 +34,9 @@ class Token:
     text: str
     span: Span
     own_item: bool  # a list item of its own (a fix or a finding can point at it alone)
+    # The file the word is written in when it is not the workload's own (a line of a shell script
+    # the container runs): ``span`` is in that file, and no fix of the workload's file may use it.
+    path: str | None = None
 
 
 @dataclass
@@ -142,35 +145,43 @@ def _split(text: str) -> list[str]:
 
 
 def _container(node: Node) -> Container:
-    name = node.get("name")
-    key = node.key_node("name")
+    name = node.lookup("name")
+    key = _key_line(node, "name")
     container = Container(name.text if name is not None and name.text else "?",
-                          key.line_start if key is not None else node.line_start, node=node)
-    command, args = node.get("command"), node.get("args")
+                          key if key is not None else node.line_start, node=node)
+    command, args = node.lookup("command"), node.lookup("args")
     container.argv = tokens(command) + tokens(args)
-    line = node.key_node("command") or node.key_node("args")
-    container.command_line = line.line_start if line is not None else None
-    resources = node.get("resources")
+    container.command_line = _key_line(node, "command") or _key_line(node, "args")
+    resources = node.lookup("resources")
     if resources is not None:
-        limits, requests = resources.get("limits"), resources.get("requests")
+        limits, requests = resources.lookup("limits"), resources.lookup("requests")
         container.cpu_limit = cpu(_text(limits, "cpu"))
         container.memory_limit = memory(_text(limits, "memory"))
         container.cpu_request = cpu(_text(requests, "cpu"))
         container.memory_request = memory(_text(requests, "memory"))
-    env = node.get("env")
+    env = node.lookup("env")
     for item in env.items() if env is not None else ():
-        key_name = item.get("name")
+        key_name = item.lookup("name")
         if key_name is None or key_name.text is None:
             continue
-        value = item.get("value")
+        value = item.lookup("value")
         container.env[key_name.text] = (value.text if value is not None else None, item.line_start)
-    container.liveness = node.get("livenessProbe") is not None
+    container.liveness = node.lookup("livenessProbe") is not None
     return container
 
 
 def _text(node: Node | None, key: str) -> str | None:
-    value = node.get(key) if node is not None else None
+    """A scalar under ``key``, merge keys (``<<: *anchor``) applied."""
+    value = node.lookup(key) if node is not None else None
     return value.text if value is not None else None
+
+
+def _key_line(mapping: Node, key: str) -> Span | None:
+    """Where ``key`` is written for ``mapping``: its own key, else the key of the anchor it merges in."""
+    for name, key_node, _ in mapping.merged_pairs():
+        if name == key:
+            return key_node.line_start
+    return None
 
 
 def kubernetes(doc: Node, path: str) -> tuple[Workload | None, tuple[str, str, str] | None]:
@@ -231,45 +242,67 @@ def limit_range(doc: Node) -> tuple[str | None, set[str]] | None:
 
 
 def compose(doc: Node, path: str) -> list[Workload]:
+    """Every service of a compose file. A service's keys are read with merge keys applied
+    (``<<: *worker-base``, an ``x-`` anchor shared by services); where such a key is written is
+    the anchor's line."""
     services = doc.get("services")
     out = []
     for name, key, service in services.pairs() if services is not None else ():
-        if not service.is_map:
+        if not service.is_map or key.node.tag == MERGE_TAG:
             continue
         workload = Workload("compose", name, path, key.line_start, spec=service, pod=service)
         container = Container(name, key.line_start)
-        entry = tokens(service.get("entrypoint"))
-        container.argv = entry + tokens(service.get("command"))
-        line = service.key_node("command") or service.key_node("entrypoint")
-        container.command_line = line.line_start if line is not None else None
-        limits = service.path("deploy", "resources", "limits")
+        entry = tokens(service.lookup("entrypoint"))
+        container.argv = entry + tokens(service.lookup("command"))
+        container.command_line = _key_line(service, "command") or _key_line(service, "entrypoint")
+        limits = service.lookup_path("deploy", "resources", "limits")
         container.memory_limit = memory(_text(limits, "memory")) or memory(_text(service, "mem_limit"))
         container.cpu_limit = cpu(_text(limits, "cpus")) or cpu(_text(service, "cpus"))
-        reservations = service.path("deploy", "resources", "reservations")
+        reservations = service.lookup_path("deploy", "resources", "reservations")
         container.cpu_request = cpu(_text(reservations, "cpus"))
         container.memory_request = memory(_text(reservations, "memory"))
-        container.liveness = service.get("healthcheck") is not None
-        environment = service.get("environment")
+        container.liveness = service.lookup("healthcheck") is not None
+        environment = service.lookup("environment")
         if environment is not None and environment.is_map:
-            for env_name, env_key, value in environment.pairs():
+            for env_name, env_key, value in environment.merged_pairs():
                 container.env[env_name] = (value.text, env_key.line_start)
         elif environment is not None and environment.is_seq:
             for item in environment.items():
                 if item.text is not None:
                     env_name, sep, value_text = item.text.partition("=")
                     container.env[env_name] = (value_text if sep else None, item.line_start)
-        replicas = service.path("deploy", "replicas") or service.get("scale")
+        replicas = service.lookup_path("deploy", "replicas") or service.lookup("scale")
         if replicas is not None and replicas.number() is not None:
             workload.replicas = int(replicas.number())
-        grace = service.get("stop_grace_period")
+        grace = service.lookup("stop_grace_period")
         if grace is not None:
             workload.grace_seconds = seconds(grace.text)
-        signal = service.get("stop_signal")
+        signal = service.lookup("stop_signal")
         workload.stop_signal = signal.text if signal is not None else None
-        workload.development = _source_mount(service.get("volumes"), path)
+        workload.development = _source_mount(service.lookup("volumes"), path) or development_file(path)
         workload.containers = [container]
         out.append(workload)
     return out
+
+
+# Words of a compose file's name, and folders right above it, that say it describes a developer's
+# stack: ``docker-compose.dev.yml``, ``compose.override.local.yaml``, ``development/docker-compose.yml``,
+# ``.devcontainer/docker-compose.yml``.
+_DEV_NAME_WORDS = frozenset({"dev", "development", "local", "debug", "devcontainer"})
+_DEV_FOLDERS = frozenset({"development", ".devcontainer", "devcontainer"})
+
+
+def development_file(path: str) -> str:
+    """Why a compose file is a developer's stack by its name or folder ("" when it is not)."""
+    name = os.path.basename(path)
+    words = set(re.split(r"[._-]", name.lower()))
+    if words & _DEV_NAME_WORDS:
+        return f"is defined in `{name}`, a development compose file"
+    folders = os.path.normpath(os.path.abspath(path)).split(os.sep)[-3:-1]
+    for folder in folders:
+        if folder.lower() in _DEV_FOLDERS:
+            return f"is defined under `{folder}/`, a development setup"
+    return ""
 
 
 # Files that mark a folder as a Python project or package: a folder holding one (or a package

@@ -22,7 +22,9 @@ try:  # libyaml when present: an order of magnitude faster on large files
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 
-MAX_BYTES = 2_000_000  # a manifest larger than this is data, not a deployment description
+MAX_BYTES = 2_000_000
+MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_MERGED = 1000  # mappings one merged walk visits at most  # a manifest larger than this is data, not a deployment description
 _TEMPLATE = re.compile(rb"\{\{-?|\{%-?")
 _MANIFEST_HINT = re.compile(rb"^(apiVersion|kind|services)\s*:", re.MULTILINE)
 
@@ -79,6 +81,55 @@ class Node:
         for key in keys:
             node = node.get(key) if node is not None else None
         return node
+
+    # -- merge keys (``<<: *anchor``) -------------------------------------------------
+    # ``get``/``pairs``/``key_node`` see the mapping's own keys only: fixes edit what is written
+    # in this mapping (a key written here overrides a merged one), never the shared anchor.
+    # Readers use ``lookup``/``merged_pairs``, which also see what ``<<`` merges in, as YAML
+    # loaders do: the mapping's own keys first, then each merged mapping in order (an earlier one
+    # wins), recursively. The merged mappings are the anchors' own nodes (nothing is copied), and
+    # each is visited once per walk, however often or deeply it is merged (a cycle, a merge bomb).
+
+    def lookup(self, key: str) -> "Node | None":
+        """The value of ``key`` with merge keys applied (see above)."""
+        for name, _, value in self.merged_pairs():
+            if name == key:
+                return value
+        return None
+
+    def lookup_path(self, *keys: str) -> "Node | None":
+        node: Node | None = self
+        for key in keys:
+            node = node.lookup(key) if node is not None else None
+        return node
+
+    def merged_pairs(self) -> Iterator[tuple[str, "Node", "Node"]]:
+        """The mapping's pairs with merge keys applied: each key once, with the value that wins."""
+        if not self.is_map:
+            return
+        seen_keys: set[str] = set()
+        visited: set[int] = set()
+        pending: list[yaml.MappingNode] = [self.node]
+        while pending and len(visited) < MAX_MERGED:
+            mapping = pending.pop(0)
+            if id(mapping) in visited:
+                continue
+            visited.add(id(mapping))
+            own: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+            merged: list[yaml.MappingNode] = []
+            for k, v in mapping.value:
+                if not isinstance(k, yaml.ScalarNode):
+                    continue
+                if k.tag == MERGE_TAG:
+                    sources = v.value if isinstance(v, yaml.SequenceNode) else [v]
+                    merged.extend(m for m in sources if isinstance(m, yaml.MappingNode))
+                else:
+                    own[k.value] = (k, v)  # the last of duplicates, as ``get``
+            for name, (k, v) in own.items():
+                if name not in seen_keys:
+                    seen_keys.add(name)
+                    yield name, Node(k, self.src), Node(v, self.src)
+            pending[:0] = merged  # this mapping's merges before those of the mappings it was merged with
 
     def items(self) -> Iterator["Node"]:
         if self.is_seq:

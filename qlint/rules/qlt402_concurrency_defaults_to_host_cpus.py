@@ -305,7 +305,7 @@ spec:
                 budget = f", while the container requests {container.cpu_request:g} CPU"
             cpus = container.cpu_limit or container.cpu_request
             fix = None
-            if cpus and runs_processes(worker, apps):
+            if cpus and runs_processes(worker, apps) and not command.script:  # a script's words: not here
                 count = max(1, math.ceil(cpus))
                 edits = append_argument(ctx.sources[worker.workload.path], command.tokens[-1],
                                         [f"{cli.pool_fix}={count}"], script_end=command.tokens[-1].text)
@@ -326,33 +326,7 @@ spec:
         return out
 
 
-_NODE = "per CPU the container sees (`os.cpu_count()`: every core of the node, whatever the container's share)"
-# What a pool starts when nothing sizes it, for frameworks whose CLI table does not declare it yet
-# (``WorkerCli.pool_defaults``). Celery: ``WorkController.setup_instance`` sets the concurrency to
-# ``billiard.cpu_count()`` (``os.cpu_count()``) whatever the pool, and each pool takes it as its size
-# (prefork children, ``ThreadPoolExecutor(max_workers=...)``, a gevent/eventlet pool of that many
-# greenlets); the solo pool fixes its limit at 1 (celery/worker/worker.py, celery/concurrency/*.py).
-# Dramatiq: ``--processes`` defaults to ``multiprocessing.cpu_count()`` (dramatiq/cli.py).
-_UNDECLARED_POOL_DEFAULTS: dict[str, dict[str, str]] = {
-    "celery": {
-        "prefork": f"the prefork pool starts one child process {_NODE}, each with its own copy of the app",
-        "processes": f"the prefork pool starts one child process {_NODE}, each with its own copy of the app",
-        "threads": f"the threads pool runs one thread {_NODE}, so how many tasks run at once, and how many "
-                   "connections they hold, changes with the node",
-        "gevent": f"the gevent pool runs one greenlet {_NODE}, so it runs only as many tasks at once as the "
-                  "node has cores",
-        "eventlet": f"the eventlet pool runs one greenlet {_NODE}, so it runs only as many tasks at once as the "
-                    "node has cores",
-        "solo": "",
-    },
-    "dramatiq": {"": f"dramatiq starts one worker process {_NODE}, each with its own copy of the app"},
-}
-
-
 def _default_pool(framework: str, cli, kind: str) -> str | None:
-    """What the worker's pool starts when nothing sizes it: a message fragment, "" for a pool that
-    ignores its size, None for a pool qlint does not know."""
-    table = dict(cli.pool_defaults) or _UNDECLARED_POOL_DEFAULTS.get(framework)
-    if table:
-        return table.get(kind)
-    return cli.pool_default if kind == "" or kind in cli.process_kinds else None
+    """What the worker's pool starts when nothing sizes it (the CLI table's ``pool_defaults``): a
+    message fragment, "" for a pool that ignores its size, None for a pool qlint does not know."""
+    return dict(cli.pool_defaults).get(kind)
