@@ -312,3 +312,141 @@ spec:
     })
     kinds = {w.workload.name: pool_kind(w, project.apps) for w in workers}
     assert kinds == {"deferring": "threads", "processes": "processes", "unknown": None, "opaque": None}
+
+
+# == Part 2: the flags, judged ===============================================================
+
+# -- QLT404: --prefetch-multiplier -----------------------------------------------------------
+
+CELERY_APP = """
+from celery import Celery
+
+app = Celery("proj", broker="amqp://rabbitmq//")
+{config}
+@app.task(time_limit=1800)
+def rebuild_index():
+    pass
+
+@app.task(queue="mail", time_limit=30)
+def send_email(user_id):
+    pass
+"""
+
+
+def _celery(config: str = "") -> dict:
+    return {"proj/__init__.py": "", "proj/celery.py": CELERY_APP.format(config=config)}
+
+
+def test_qlt404_zero_in_a_script_is_the_app_multiplier(tmp_path):
+    files = {**_celery(), "bin/run-worker.sh": "#!/bin/sh\nset -e\nexec celery -A proj worker \\\n"
+                                                "    --loglevel=INFO \\\n    --prefetch-multiplier=0\n"}
+    (found,) = _found(tmp_path, files, "QLT404")
+    assert found[:2] == ("bin/run-worker.sh", 3)
+    assert "replaces 0 with the app's `worker_prefetch_multiplier`, 4, Celery's default" in found[3]
+    fixed = _fixed(tmp_path, files, "QLT404")
+    assert fixed == {"bin/run-worker.sh": "#!/bin/sh\nset -e\nexec celery -A proj worker \\\n"
+                                          "    --loglevel=INFO \\\n    --prefetch-multiplier=1\n"}
+
+
+def test_qlt404_zero_on_the_command_line_with_a_multiplier_of_one_is_fine(tmp_path):
+    files = {**_celery("app.conf.worker_prefetch_multiplier = 1\n"),
+             "Procfile": "worker: celery -A proj worker --prefetch-multiplier=0\n"}
+    assert _found(tmp_path, files, "QLT404") == []
+
+
+def test_qlt404_a_flag_in_the_script_a_container_runs_is_reported_once_in_the_script(tmp_path):
+    files = {**_celery(), "docker/entrypoint-worker.sh": ENTRYPOINT_SCRIPT, "docker-compose.yml": """
+services:
+  worker:
+    image: registry.example.com/proj:1.4
+    entrypoint: ['/wait-for-it.sh', 'rabbitmq:5672', '--', '/entrypoint-worker.sh']
+"""}
+    found = _found(tmp_path, files, "QLT404")
+    assert [(p, row) for p, row, _, _ in found] == [("docker/entrypoint-worker.sh", 7)]
+
+
+def test_qlt404_the_configuration_is_judged_for_the_tasks_a_flagless_worker_runs(tmp_path):
+    def deployment(name, args):
+        return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  template:
+    spec:
+      containers:
+        - name: {name}
+          image: proj
+          args: {args}
+"""
+    mail_only = deployment("mail", '["celery", "-A", "proj", "worker", "-Q", "mail"]')
+    tuned = deployment("default", '["celery", "-A", "proj", "worker", "-Q", "celery", "--prefetch-multiplier=1"]')
+    flagless = deployment("default", '["celery", "-A", "proj", "worker"]')
+    # the long task runs only on the tuned worker: the mail worker prefetches 4 of short tasks
+    assert _found(tmp_path, {**_celery(), "k8s/w.yaml": mail_only + "---\n" + tuned}, "QLT404") == []
+    (found,) = _found(tmp_path, {**_celery(), "k8s/w.yaml": mail_only + "---\n" + flagless}, "QLT404")
+    assert found[:2] == ("proj/celery.py", 3) and "rebuild_index` may run 1800 s" in found[3]
+
+
+def test_qlt404_words_qlint_cannot_read_may_set_the_multiplier(tmp_path):
+    opaque = "worker: sh -c 'exec celery -A proj worker $CELERY_WORKER_ARGS'\n"
+    assert _found(tmp_path, {**_celery(), "Procfile": opaque}, "QLT404") == []
+    both = opaque + "other: celery -A proj worker -Q celery\n"
+    assert [(p, row) for p, row, _, _ in _found(tmp_path, {**_celery(), "Procfile": both}, "QLT404")] == [
+        ("proj/celery.py", 3)]
+
+
+def test_qlt404_flag_fix_keeps_the_separate_value_item(tmp_path):
+    files = {**_celery(), "k8s/worker.yaml": """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: worker
+spec:
+  template:
+    spec:
+      containers:
+        - name: worker
+          image: proj
+          args: ["celery", "-A", "proj", "worker", "--prefetch-multiplier", '6']
+"""}
+    (found,) = _found(tmp_path, files, "QLT404")
+    assert "`--prefetch-multiplier 6`" in found[3]
+    fixed = _fixed(tmp_path, files, "QLT404")
+    assert """args: ["celery", "-A", "proj", "worker", "--prefetch-multiplier", '1']""" in fixed["k8s/worker.yaml"]
+
+
+# -- QLT405: recycling with a pool that has no children -----------------------------------------
+
+def _app(config: str) -> dict:
+    return {"proj/__init__.py": "", "proj/celery.py": f'from celery import Celery\n\napp = Celery("proj")\n{config}'}
+
+
+def test_qlt405_setting_ignored_by_every_worker_is_reported_once_on_the_setting(tmp_path):
+    files = {**_app("app.conf.worker_max_memory_per_child = 250_000\n"),
+             "Procfile": "io: celery -A proj worker -P gevent -c 500\nthreads: celery -A proj worker --pool threads\n"}
+    (found,) = _found(tmp_path, files, "QLT405")
+    assert found[:2] == ("proj/celery.py", 4)
+    assert "the workers that run the app use the `gevent` pool (`-P gevent` in Procfile entry `io`) and the " \
+           "`threads` pool (`--pool threads` in Procfile entry `threads`)" in found[3]
+
+
+def test_qlt405_a_worker_with_its_own_flag_does_not_read_the_setting(tmp_path):
+    files = {**_app("app.conf.worker_max_tasks_per_child = 100\n"),
+             "Procfile": "io: celery -A proj worker -P gevent --max-tasks-per-child=50\n"}
+    found = _found(tmp_path, files, "QLT405")
+    assert [(p, row) for p, row, _, _ in found] == [("Procfile", 1)]
+    assert found[0][3].startswith("`--max-tasks-per-child=50` on `celery worker` in Procfile entry `io` is ignored")
+
+
+def test_qlt405_a_flag_in_a_script_the_container_runs(tmp_path):
+    files = {**_app(""), "docker/worker.sh": "#!/bin/sh\nexec celery -A proj worker -P threads \\\n"
+                                            "  --max-tasks-per-child=200 \"$@\"\n",
+             "docker-compose.yml": "services:\n  worker:\n    image: proj\n    command: ./docker/worker.sh -c 8\n"}
+    found = _found(tmp_path, files, "QLT405")
+    assert [(p, row) for p, row, _, _ in found] == [("docker/worker.sh", 2)]
+
+
+def test_qlt405_words_qlint_cannot_read_may_choose_the_pool(tmp_path):
+    files = {**_app('app.conf.worker_pool = "gevent"\napp.conf.worker_max_tasks_per_child = 100\n'),
+             "Procfile": "worker: sh -c 'celery -A proj worker $CELERY_ARGS'\n"}
+    assert _found(tmp_path, files, "QLT405") == []

@@ -39,6 +39,35 @@ def tasks_of(project: Project, worker) -> list[Task]:
     return tasks
 
 
+def workers_of(project: Project, app) -> list:
+    """The worker commands (in manifests, Procfiles and shell scripts) that run ``app``: those that
+    run one of its tasks, those whose app reference (``-A proj``) names its module, and, when the
+    project has no other app of the framework, those that name nothing qlint can match."""
+    apps = [a for a in project.apps if a.framework == app.framework]
+    found = []
+    for worker in [*project.workers, *getattr(project, "script_workers", [])]:
+        if worker.framework != app.framework or "worker" not in worker.command.roles:
+            continue
+        reference = _reference(worker)
+        if any(app in task.apps for task in tasks_of(project, worker)):
+            found.append(worker)
+        elif reference:
+            module = _module_of(reference)
+            top = module.split(".")[0]
+            if app.qualified == module or app.qualified.startswith(top + "."):
+                found.append(worker)
+        elif len(apps) == 1:
+            found.append(worker)
+    return found
+
+
+def _reference(worker) -> str | None:
+    app = worker.command.flags.get("app")
+    if app is not None and app.value:
+        return app.value
+    return worker.command.positional[0].text if worker.command.positional else None
+
+
 def settings_of(project: Project, worker) -> Site | None:
     """The worker-settings class a worker command names (``arq proj.worker.WorkerSettings``): the
     class at that dotted path, else the project's only settings class of that name (the module path
@@ -97,7 +126,7 @@ class PoolChoice:
 
     kind: str
     where: str  # "`-P gevent`", "`worker_pool = 'threads'` (proj/settings.py:3)", "Celery's default"
-    flag: Flag | None = None  # the flag that chose it, when the command line did
+    flag: Flag | None = None  # the flag that chose it, or that let the setting choose (``-P prefork``)
     setting: Resolved | None = None  # the app's setting that chose it, when the configuration did
 
 
@@ -129,7 +158,8 @@ def pool_choice(worker, apps: list) -> PoolChoice | None:
             return None
         source = f"{written.source} (default of environment variable {written.env})" if written.env else \
             written.source
-        return PoolChoice(written.value.strip().lower(), f"`{cli.kind_setting}` ({source})", setting=written)
+        return PoolChoice(written.value.strip().lower(), f"`{cli.kind_setting}` ({source})", flag=flag,
+                          setting=written)
     default = f"`{flag.token.text}`" if flag is not None else "the default"
     return PoolChoice(cli.kind_default, default, flag=flag)
 
