@@ -450,3 +450,61 @@ def test_qlt405_words_qlint_cannot_read_may_choose_the_pool(tmp_path):
     files = {**_app('app.conf.worker_pool = "gevent"\napp.conf.worker_max_tasks_per_child = 100\n'),
              "Procfile": "worker: sh -c 'celery -A proj worker $CELERY_ARGS'\n"}
     assert _found(tmp_path, files, "QLT405") == []
+
+
+# -- QLT502: RQ's command line pickles ------------------------------------------------------------
+
+def test_qlt502_rq_worker_in_a_script_is_reported_in_the_script_once(tmp_path):
+    files = {"bin/rq-worker.sh": "#!/bin/sh\nset -e\nexec rq worker --url \"$REDIS_URL\" high default\n",
+             "docker-compose.yml": "services:\n  worker:\n    image: proj\n    command: [\"bin/rq-worker.sh\"]\n"}
+    found = _found(tmp_path, files, "QLT502")
+    assert [(p, row) for p, row, _, _ in found] == [("bin/rq-worker.sh", 3)]
+    assert found[0][3].startswith("`rq worker` in container `worker` sets no `--serializer`")
+
+
+@pytest.mark.parametrize("command,reported", [
+    ("rq worker-pool -n 4 high", True),
+    ("python manage.py rqworker-pool --num-workers 2", True),
+    ("rq worker --serializer pickle high", False),  # chosen, not a default (and not QLT502's)
+    ("rq worker -S json high", False),
+    ("rq info --interval 5", False),
+    ("rqscheduler --host redis", False),
+])
+def test_qlt502_worker_commands(tmp_path, command, reported):
+    found = _found(tmp_path, {"Procfile": f"worker: {command}\n"}, "QLT502")
+    assert bool(found) is reported
+
+
+# -- QLT506: taskiq worker --no-parse --------------------------------------------------------------
+
+TASKIQ = {
+    "proj/__init__.py": "",
+    "proj/broker.py": 'from taskiq_redis import ListQueueBroker\n\nbroker = ListQueueBroker("redis://redis:6379/0")\n',
+    "proj/tasks.py": """
+from pydantic import BaseModel
+
+from proj.broker import broker
+
+class Refund(BaseModel):
+    id: int
+
+@broker.task
+async def refund(ticket_id: int, refund: Refund | None = None):
+    pass
+""",
+}
+
+
+def test_qlt506_no_parse_in_a_script(tmp_path):
+    files = {**TASKIQ, "bin/worker.sh": "#!/bin/sh\nexec taskiq worker proj.broker:broker proj.tasks \\\n"
+                                        "  --workers 2 --no-parse\n"}
+    found = _found(tmp_path, files, "QLT506")
+    assert [(p, row) for p, row, _, _ in found] == [("bin/worker.sh", 2)]
+    assert "`refund: Refund` instead of `Refund` instances" in found[0][3]
+
+
+def test_qlt506_no_parse_for_tasks_without_models_is_fine(tmp_path):
+    files = {**TASKIQ, "proj/tasks.py": "from proj.broker import broker\n\n@broker.task\nasync def ping(n: int):\n"
+                                        "    pass\n",
+             "Procfile": "worker: taskiq worker proj.broker:broker --no-parse\n"}
+    assert _found(tmp_path, files, "QLT506") == []

@@ -47,6 +47,14 @@ class Worker:
             return FileFacts(path=found.token.path, module=""), Span(found.token.span.start, found.token.span.start)
         return self.workload.file, self.anchor(flag)
 
+    def command_site(self) -> tuple[FileFacts, Span]:
+        """Where a finding about the command as a whole goes: the line of the script that holds it
+        (a script the container runs), else the ``command:``/``args:`` line."""
+        first = self.command.tokens[0] if self.command.tokens else None
+        if first is not None and first.path is not None:
+            return FileFacts(path=first.path, module=""), Span(first.span.start, first.span.start)
+        return self.workload.file, self.anchor()
+
     @property
     def development(self) -> str:
         """Why this worker is a developer's run ("" for a deployment): its workload (a compose service

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import importlib
 import re
 
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.facts import FunctionFact
-from qlint.lint.model import Site
+from qlint.lint.model import UNKNOWN, Site
 from qlint.lint.registry import Invalid, Rule, Valid, register
 
 # Attributes of a queue or connection that touch no job: a construction bound to a local name
@@ -107,7 +108,9 @@ class PickleSerializerByDefault(Rule):
     Checks for queues, workers and task-queue instances that set no serializer in a framework
     whose default serializer is `pickle`: RQ `Queue(...)` and `Worker(...)`, a Huey instance
     (`RedisHuey(...)`, `SqliteHuey(...)`, ...), an arq `WorkerSettings` class or
-    `create_pool(...)` call without `job_serializer`.
+    `create_pool(...)` call without `job_serializer`; and worker command lines that leave the
+    serializer to a CLI whose default is pickle (`rq worker`, `rq worker-pool`, django-rq's
+    `manage.py rqworker`) without `-S`/`--serializer`.
 
     ## Why is this bad?
     Unpickling runs code chosen by whoever wrote the bytes. With pickle as the job format,
@@ -119,10 +122,12 @@ class PickleSerializerByDefault(Rule):
     unnoticed in review.
 
     ## Known problems
-    Serializers chosen on a worker's command line (`rq worker --serializer json`), django-rq
-    queues (`SERIALIZER` in `RQ_QUEUES`) and Huey instances configured through Django settings
-    (`HUEY = {...}` for `huey.contrib.djhuey`) are not read yet. A construction whose options
-    qlint cannot see (`Queue(**options)`, `RedisHuey(immediate=settings.DEBUG)`) is not reported.
+    django-rq queues (`SERIALIZER` in `RQ_QUEUES`) and Huey instances configured through Django
+    settings (`HUEY = {...}` for `huey.contrib.djhuey`) are not read yet. A construction whose
+    options qlint cannot see (`Queue(**options)`, `RedisHuey(immediate=settings.DEBUG)`) is not
+    reported, nor is a worker command that holds words qlint cannot read (`rq worker
+    $RQ_ARGS`: they may choose the serializer) or names a worker class of its own
+    (`-w proj.workers.JSONWorker`).
 
     ## Example
     ```python
@@ -145,7 +150,14 @@ class PickleSerializerByDefault(Rule):
     ## Per framework
     - RQ: `Queue(...)` and `Worker(...)` without `serializer=` (RQ's `DefaultSerializer` is
       pickle). `Queue("default", connection=redis)` is reported;
-      `Queue("default", connection=redis, serializer=JSONSerializer)` is not.
+      `Queue("default", connection=redis, serializer=JSONSerializer)` is not. A worker command
+      line without `-S`/`--serializer` (the CLI's default is `rq.serializers.DefaultSerializer`,
+      with no environment variable or config-file key to change it; django-rq's `rqworker` and
+      `rqworker-pool` pass the same default to the worker whatever `RQ_QUEUES` says) is reported
+      on the command, wherever it is written (Kubernetes, compose, Procfiles, shell scripts); when
+      the code builds a queue the worker consumes with a serializer of its own, the message says
+      that its jobs cannot be read by the worker. `rq worker --serializer
+      rq.serializers.JSONSerializer` (`-S json` from RQ 2.9) is not reported.
     - Huey: a `Huey`/`RedisHuey`/`SqliteHuey`/`PriorityRedisHuey`/`FileHuey` instance without
       `serializer=` (Huey's `Serializer` pickles). `huey = RedisHuey("app")` is reported;
       `RedisHuey("app", serializer=SignedSerializer(secret=KEY))` is not. Instances whose
@@ -326,6 +338,44 @@ def queue_depth(connection: Redis):
     queue = Queue("default", connection=connection)
     return {"name": queue.name, "jobs": queue.count, "size": len(queue)}
 """, note="a pool and a queue used only for a health check and a depth gauge: no job is pickled"),
+        Valid({
+            "proj/__init__.py": "",
+            "proj/queues.py": """
+from redis import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+redis = Redis.from_url("redis://redis:6379/0")
+high = Queue("high", connection=redis, serializer=JSONSerializer)
+""",
+            "deploy/workers.yaml": """
+# Source: proj/templates/workers.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: proj-rq-high
+spec:
+  template:
+    spec:
+      containers:
+        - name: rq
+          image: "registry.example.com/proj:1.4.2"
+          args: ["rq", "worker", "--url", "$(REDIS_URL)", "-S", "rq.serializers.JSONSerializer", "high"]
+        - name: pool
+          image: "registry.example.com/proj:1.4.2"
+          args: ["rq", "worker-pool", "-n", "4", "--serializer=json", "high"]
+""",
+            "Procfile": "worker: rq worker -w proj.workers.JSONWorker high\nenv: sh -c 'exec rq worker $RQ_ARGS'\n",
+            "docker-compose.yml": """
+services:
+  worker:
+    build: .
+    command: python manage.py rqworker high
+    volumes:
+      - ./:/app
+""",
+        }, note="RQ workers given a serializer on the command line; a worker class of the project's; words qlint "
+                "cannot read; a developer's stack"),
     ]
     INVALID = [
         Invalid("""
@@ -411,6 +461,45 @@ class CronSettings:
     cron_jobs = [cron(nightly, hour=3)]
 """, expect=[5, 6, 12, 16], note="near misses: not immediate; immediate on its real storage; a pool that also "
                                   "enqueues; a class with cron jobs only"),
+        Invalid({
+            "proj/__init__.py": "",
+            "proj/queues.py": """
+from redis import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+redis = Redis.from_url("redis://redis:6379/0")
+high = Queue("high", connection=redis, serializer=JSONSerializer)
+""",
+            "deploy/workers.yaml": """
+# Source: proj/templates/workers.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: proj-rq-high
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers:
+        - name: rq
+          image: "registry.example.com/proj:1.4.2"
+          command:
+            - rq
+            - worker
+            - --with-scheduler
+            - high
+""",
+            "docker-compose.yml": """
+services:
+  rqworker:
+    image: registry.example.com/proj:1.4.2
+    command: python manage.py rqworker default low
+""",
+        }, expect=[("deploy/workers.yaml", 13), ("docker-compose.yml", 4)], message="reads every job with its default "
+                                                                                   "serializer, pickle",
+            note="the code enqueues JSON to `high`, the worker started from the command line reads pickle (and fails "
+                 "on those jobs)"),
     ]
 
     def check(self, ctx: RuleContext) -> None:
@@ -423,3 +512,58 @@ class CronSettings:
                 continue
             ctx.report(site.file, site.anchor, message,
                        statement=site.call.statement if site.call is not None else None)
+        for worker in [*ctx.project.workers, *ctx.project.script_workers]:
+            self._worker_command(ctx, worker)
+
+    @staticmethod
+    def _worker_command(ctx: RuleContext, worker) -> None:
+        """A worker command line that leaves the serializer to a CLI whose default is pickle (``rq
+        worker``, ``manage.py rqworker``, ``rq worker-pool``)."""
+        command = worker.command
+        cli = command.cli
+        if cli is None or not cli.serializer_flag or cli.serializer_default != "pickle" or \
+                "worker" not in command.roles or worker.development:
+            return
+        if cli.serializer_flag in command.flags or command.opaque:
+            return  # chosen (pickle too: not a default), or perhaps in words qlint cannot read
+        if any(flag in command.flags for flag in cli.class_flags):
+            return  # a worker class of the project's: what it does with the serializer is its own
+        title = _title(worker.framework)
+        message = (f"`{command.program}` in {worker.place} sets no `--{cli.serializer_flag}`, so the {title} worker "
+                   f"reads every job with its default serializer, pickle: anyone who can write to the broker runs "
+                   f"code on the worker; start it with `{cli.serializer_fix}` (and give the queues that enqueue its "
+                   "jobs the same serializer)")
+        chosen = _queues_with_serializer(ctx, worker)
+        if chosen:
+            site, name = chosen[0]
+            more = f" (and {len(chosen) - 1} more)" if len(chosen) > 1 else ""
+            where = f"{ctx.display(site.file.path)}:{ctx.source(site.file).location(site.anchor.start).row}"
+            message += (f"; queue `{name}` is built with a serializer of its own ({where}){more}, so the jobs "
+                        "enqueued through it fail to deserialize on this worker")
+        facts, span = worker.command_site()
+        ctx.report(facts, span, message)
+
+
+def _title(framework: str) -> str:
+    module = importlib.import_module(f"qlint.frameworks.{framework}")
+    profile = getattr(module, "PROFILE", None)
+    return profile.title if profile is not None else framework
+
+
+def _queues_with_serializer(ctx: RuleContext, worker) -> list[tuple[Site, str]]:
+    """Queues the worker consumes (its queue names, ``default`` when it names none) that the code builds
+    with a serializer of its own other than pickle: their jobs are not pickles."""
+    names = {t.text for t in worker.command.positional} or {"default"}
+    found = []
+    for site in ctx.project.sites:
+        if site.framework != worker.framework or site.kind != "queue" or site.call is None or site.anchor is None:
+            continue
+        serializer = site.norm.get("serializer")
+        if serializer is None or serializer.source == "default" or serializer.value in ("pickle", UNKNOWN):
+            continue
+        value = site.call.kwargs["name"].value if "name" in site.call.kwargs else \
+            site.call.args[0] if site.call.args else None
+        name = ctx.project.fold(value).value if value is not None else "default"
+        if isinstance(name, str) and name in names:
+            found.append((site, name))
+    return found

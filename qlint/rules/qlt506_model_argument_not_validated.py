@@ -5,6 +5,7 @@ from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.model import Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
+from qlint.manifests.joins import tasks_of
 from qlint.rules._common import add_task_options
 
 
@@ -13,7 +14,8 @@ class ModelArgumentNotValidated(Rule):
     """## What it does
     Checks Celery tasks with a parameter annotated with a pydantic model (a project class
     whose bases reach `pydantic.BaseModel`, directly or through `Optional[...]`/`X | None`)
-    whose decorator does not set `pydantic=True`.
+    whose decorator does not set `pydantic=True`, and Taskiq workers started with `--no-parse`
+    that run tasks taking such parameters.
 
     ## Why is this bad?
     Without `pydantic=True` Celery does nothing with the annotation. kombu's JSON encoder
@@ -22,7 +24,9 @@ class ModelArgumentNotValidated(Rule):
     plain `dict`, on which `order.total` raises `AttributeError`, and nothing checks the
     message against the model. With `pydantic=True` (Celery 5.5 and later) Celery validates
     each argument annotated with a model into that model before the task runs, and turns a
-    returned model back into a dictionary.
+    returned model back into a dictionary. Taskiq parses annotated parameters with pydantic by
+    itself; `taskiq worker --no-parse` turns that off, and the same task then gets the
+    decoded JSON instead of the model.
 
     ## Example
     ```python
@@ -58,13 +62,21 @@ class ModelArgumentNotValidated(Rule):
       `@shared_task(pydantic=True)`. Class-based tasks are not reported: `pydantic=True` is
       an option of the decorator only. A task whose serializer is not JSON (pickle, or a
       serializer of the project's own that may know models) is not reported either.
+    - **Taskiq**: `taskiq worker proj.broker:broker --no-parse` (taskiq/cli/worker/args.py: the
+      receiver is built with `validate_params=False`, so receiver/params_parser.py never runs)
+      while a task the worker runs takes a model-annotated parameter: reported on the flag,
+      wherever the command is written (Kubernetes, compose, Procfiles, shell scripts). Without
+      `--no-parse` nothing is reported: Taskiq parses the parameter. A developer's stack (a
+      compose service running the mounted source, `--reload`) is not judged.
 
     ## Known problems
-    Taskiq parses annotated parameters with pydantic unless its worker runs with
-    `--no-parse`; that flag sits in deployment manifests, which this rule does not read yet.
+    Which tasks a Taskiq worker runs is read from the broker it names (`proj.broker:broker`):
+    the tasks under that module's top package, or every Taskiq task of the project when the
+    name matches none.
 
     ## Fix safety
-    The fix adds `pydantic=True` to the task's decorator. It is unsafe: callers that send
+    There is no fix for Taskiq's flag (the worker may run tasks that rely on raw values). For
+    Celery, the fix adds `pydantic=True` to the task's decorator. It is unsafe: callers that send
     something the model rejects now fail in the worker with a validation error instead of
     running the task, and the task's return value, when annotated with a model, is stored
     as a dictionary. `pydantic=True` needs Celery 5.5 or later: when the project pins or
@@ -79,10 +91,10 @@ class ModelArgumentNotValidated(Rule):
 
     code = "QLT506"
     name = "model-argument-not-validated"
-    summary = "Celery task parameter annotated with a pydantic model without `pydantic=True`"
+    summary = "Task parameter annotated with a pydantic model that the framework is not told to validate"
     severity = Severity.ERROR
     fix_availability = "Sometimes"
-    frameworks = ("celery",)
+    frameworks = ("celery", "taskiq")
 
     VALID = [
         Valid("""
@@ -161,6 +173,49 @@ class Order(BaseModel):
 async def charge(order: Order):
     pass
 """, note="Taskiq parses annotated parameters itself"),
+        Valid({
+            "proj/__init__.py": "",
+            "proj/broker.py": """
+from taskiq_redis import ListQueueBroker
+
+broker = ListQueueBroker("redis://redis:6379/0")
+""",
+            "proj/tasks.py": """
+from pydantic import BaseModel
+
+from proj.broker import broker
+
+class Order(BaseModel):
+    id: int
+
+@broker.task
+async def charge(order: Order):
+    pass
+
+@broker.task
+async def ping(payload: dict):
+    pass
+""",
+            "deploy/worker.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: proj-taskiq
+spec:
+  template:
+    spec:
+      containers:
+        - name: worker
+          image: "registry.example.com/proj:1.4.2"
+          args: ["taskiq", "worker", "proj.broker:broker", "proj.tasks", "--workers", "2"]
+""",
+            "docker-compose.yml": """
+services:
+  worker:
+    build: .
+    command: taskiq worker proj.broker:broker proj.tasks --no-parse --reload
+""",
+        }, note="Taskiq parses annotated parameters unless --no-parse; a developer's run with --reload"),
     ]
     INVALID = [
         Invalid("""
@@ -288,9 +343,52 @@ class Ids(RootModel[list[int]]):
 def purge(ids: Ids):
     pass
 """}, note="a RootModel through a project wrapper"),
+        Invalid({
+            "proj/__init__.py": "",
+            "proj/broker.py": """
+from taskiq_redis import ListQueueBroker
+
+broker = ListQueueBroker("redis://redis:6379/0")
+""",
+            "proj/tasks.py": """
+from pydantic import BaseModel
+
+from proj.broker import broker
+
+class Order(BaseModel):
+    id: int
+    total: int
+
+@broker.task
+async def charge(order: Order):
+    pass
+""",
+            "deploy/worker.yaml": """
+# Source: proj/templates/worker.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: proj-taskiq
+spec:
+  template:
+    spec:
+      containers:
+        - name: worker
+          image: "registry.example.com/proj:1.4.2"
+          args:
+            - taskiq
+            - worker
+            - proj.broker:broker
+            - proj.tasks
+            - --no-parse
+""",
+        }, expect=[("deploy/worker.yaml", 17)], message="`charge` (proj/tasks.py:9) receives plain JSON values for "
+                                                        "`order: Order`",
+            note="Taskiq's worker told not to parse arguments, for a task that takes a model"),
     ]
 
     def check(self, ctx: RuleContext) -> None:
+        self._workers_without_parsing(ctx)
         declared = None
         for task in ctx.project.tasks:
             option = validation.validating_option(task) if task.profile else None
@@ -308,6 +406,42 @@ def purge(ids: Ids):
             if declared is None:
                 declared = validation.declared_version(ctx.settings.root, task.profile.name) or False
             self._report(ctx, task, option, models, declared or None)
+
+    @staticmethod
+    def _workers_without_parsing(ctx: RuleContext) -> None:
+        """A worker started with the flag that turns off the framework's parsing of annotated
+        parameters (Taskiq ``--no-parse``) whose tasks take pydantic models: reported on the flag."""
+        project = ctx.project
+        for worker in [*project.workers, *project.script_workers]:
+            cli = worker.command.cli
+            if cli is None or not cli.no_parse_flag or cli.no_parse_flag not in worker.command.flags or \
+                    "worker" not in worker.command.roles or worker.development:
+                continue
+            taking = []
+            for task in tasks_of(project, worker):
+                fn = validation.entry_function(task)
+                if fn is None:
+                    continue
+                models = [(p.name, m) for p in validation.message_params(task, fn)
+                          if p.annotation and (m := validation.pydantic_model(project, task.file, p.annotation))]
+                if models:
+                    taking.append((task, fn, models))
+            if not taking:
+                continue
+            task, fn, models = taking[0]
+            param, model = models[0]
+            row = ctx.source(task.file).location(task.anchor.start).row
+            more = f" (and {len(taking) - 1} more task{'s' if len(taking) > 2 else ''})" if len(taking) > 1 else ""
+            flag = worker.command.flags[cli.no_parse_flag]
+            facts, span = worker.flag_site(cli.no_parse_flag)
+            ctx.report(facts, span,
+                       f"`{flag.token.text}` on `{worker.command.program}` in {worker.place}: the worker hands tasks "
+                       f"the decoded message as it is, so `{fn.name}` ({ctx.display(task.file.path)}:{row}) receives "
+                       f"plain JSON values for `{param}: {model}`{more} instead of `{model}` instances: attribute "
+                       "access on them raises `AttributeError`, and nothing checks the message against the model; "
+                       "drop the flag "
+                       f"(annotated parameters are then parsed with pydantic), or call `{model}.model_validate(...)` "
+                       "in the task")
 
     def _report(self, ctx: RuleContext, task: Task, option: str, models, declared) -> None:
         minimum = validation.pydantic_min_version(task) or ""
