@@ -508,3 +508,60 @@ def test_qlt506_no_parse_for_tasks_without_models_is_fine(tmp_path):
                                         "    pass\n",
              "Procfile": "worker: taskiq worker proj.broker:broker --no-parse\n"}
     assert _found(tmp_path, files, "QLT506") == []
+
+
+# -- QLT704 / QLT703 / QLT504 follow-ups ------------------------------------------------------------
+
+ARQ_SETTINGS = """
+from arq.connections import RedisSettings
+
+async def sample(ctx, name):
+    pass
+
+class WorkerSettings:
+    functions = [sample]
+    redis_settings = RedisSettings(host="redis")
+{extra}
+"""
+
+
+def _arq(extra: str, compose: str) -> dict:
+    return {"app/__init__.py": "", "app/core/__init__.py": "", "app/core/worker.py": ARQ_SETTINGS.format(extra=extra),
+            "docker-compose.yml": compose}
+
+
+ARQ_PROD = "services:\n  worker:\n    image: registry.example.com/app:2.0\n    command: arq app.core.worker.WorkerSettings\n"
+
+
+def test_qlt704_handle_signals_false_is_the_cause_not_the_wait(tmp_path):
+    (found,) = _found(tmp_path, _arq("    handle_signals = False\n", ARQ_PROD), "QLT704")
+    assert "`handle_signals = False`" in found[3] and "waits 0 s" not in found[3]
+
+
+def test_qlt704_handle_signals_on_a_development_stack_is_not_judged(tmp_path):
+    compose = ("services:\n  worker:\n    build: .\n    command: arq app.core.worker.WorkerSettings\n"
+               "    volumes:\n      - ./app:/code/app\n")
+    assert _found(tmp_path, _arq("    handle_signals = False\n", compose), "QLT704") == []
+
+
+@pytest.mark.parametrize("extra,expected", [
+    ("    handle_signals = True\n", "waits 0 s"),  # the handlers are there: the wait of 0 s is the cause
+    ("    handle_signals = True\n    job_completion_wait = 8\n", None),
+])
+def test_qlt704_arq_with_its_signal_handlers(tmp_path, extra, expected):
+    found = _found(tmp_path, _arq(extra, ARQ_PROD), "QLT704")
+    assert [expected in f[3] for f in found] == ([True] if expected else [])
+
+
+def test_qlt704_inherited_settings_may_handle_signals(tmp_path):
+    files = _arq("", ARQ_PROD)
+    files["app/core/worker.py"] = files["app/core/worker.py"].replace(
+        "class WorkerSettings:", "class WorkerSettings(BaseSettings):").replace(
+        "from arq.connections", "from app.base import BaseSettings\nfrom arq.connections")
+    assert _found(tmp_path, files, "QLT704") == []
+
+
+def test_qlt703_scheduler_in_a_development_compose_file_is_not_judged(tmp_path):
+    compose = "services:\n  beat:\n    image: proj\n    command: celery -A proj beat\n    scale: 2\n"
+    assert _found(tmp_path / "prod", {"docker-compose.yml": compose}, "QLT703") != []
+    assert _found(tmp_path / "dev", {"docker-compose.local.yml": compose}, "QLT703") == []

@@ -38,8 +38,11 @@ CLI = WorkerCli(programs=("arq",), roles={"": "worker"},
                 value_flags={"--custom-log-dict": "custom_log_dict", "--watch": "watch"},
                 bool_flags={"--burst": "burst", "--no-burst": "no_burst", "--check": "check", "-v": "verbose",
                             "--verbose": "verbose"},
-                # worker.py: ``job_completion_wait=0`` cancels running jobs as soon as SIGTERM/SIGINT arrives.
+                # worker.py: ``job_completion_wait=0`` cancels running jobs as soon as SIGTERM/SIGINT arrives;
+                # ``handle_signals=False`` installs no handler for either (meant for a worker run inside
+                # another event loop), so SIGTERM ends the process with its jobs in flight.
                 shutdown_setting="job_completion_wait", shutdown_default=0.0, burst_flag="burst",
+                signals_setting="handle_signals",
                 # cli.py: ``--check`` runs a health check and exits (no worker); ``--watch DIR`` reloads the
                 # worker when a file under DIR changes (a development aid).
                 probe_flags=("check",), dev_flags=("watch",))

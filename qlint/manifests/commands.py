@@ -146,6 +146,9 @@ class WorkerCli:
     # The shutdown wait as an attribute of the worker's settings class (arq ``job_completion_wait``,
     # seconds; ``shutdown_default`` when the class does not set it).
     shutdown_setting: str = ""
+    # An attribute of the worker's settings class that, set to False, leaves SIGTERM and SIGINT to
+    # Python's defaults (arq ``handle_signals``): no graceful stop at all.
+    signals_setting: str = ""
     stop_signals: StopSignals | None = None  # SIGTERM interrupts running tasks (Huey)
     # A flag (its key) that makes the worker exit once its queues are empty (RQ, arq ``--burst``);
     # a settings class attribute of the same name turns it on too (arq ``burst = True``).

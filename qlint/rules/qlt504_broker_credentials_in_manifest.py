@@ -34,8 +34,12 @@ class BrokerCredentialsInManifest(Rule):
     The password also cannot be rotated without a commit and a deploy.
 
     Only containers that run a worker or scheduler are read: qlint knows those hold the
-    broker's credentials. Other containers (a database's own `POSTGRES_PASSWORD` in a
-    development compose file) are the business of a generic secret scanner.
+    broker's credentials. Other containers (a database's own `POSTGRES_PASSWORD`) are the
+    business of a generic secret scanner. A developer's stack (a compose service running the
+    mounted source, a compose file named for development such as `docker-compose.dev.yml`, a
+    worker under a reloader) is not read either: its credentials open the throwaway broker on a
+    developer's machine. Values merged in from an anchor (`<<: *common-env`) are read where the
+    anchor writes them.
 
     ## Example
     ```yaml
@@ -144,6 +148,16 @@ services:
       - REDIS_URL=redis://redis:6379/0
       - BROKER_PASSWORD=$BROKER_PASSWORD
 """}, note="list form: passed through from the host, no userinfo, $VAR"),
+        Valid({"proj/__init__.py": "", "docker-compose.yml": """
+services:
+  worker:
+    build: .
+    command: celery -A proj worker -l debug
+    environment:
+      CELERY_BROKER_URL: amqp://guest:guest@rabbitmq:5672//
+    volumes:
+      - .:/app
+"""}, note="a developer's stack: the working copy mounted into a local broker's worker"),
     ]
     INVALID = [
         Invalid({"k8s/worker.yaml": """
@@ -223,13 +237,32 @@ services:
       TASKIQ_BROKER_URL: amqp://${RABBIT_USER}:p4ss@rabbitmq//
 """}, expect=[("docker-compose.yml", 6), ("docker-compose.yml", 11)], message="in plain text",
                 note="arq and Taskiq workers; an interpolated user with a literal password is still a password"),
+        Invalid({"deploy/docker-compose.yml": """
+x-celery-env: &celery-env
+  CELERY_BROKER_URL: amqp://proj:Tr0ub4dor@rabbitmq:5672//
+  CELERY_RESULT_BACKEND: redis://redis:6379/1
+
+services:
+  worker:
+    image: registry.example.com/proj:1.4.2
+    command: celery -A proj worker -Q default
+    environment:
+      <<: *celery-env
+  beat:
+    image: registry.example.com/proj:1.4.2
+    command: celery -A proj beat
+    environment:
+      <<: *celery-env
+      TZ: UTC
+"""}, expect=[("deploy/docker-compose.yml", 2)], message="`CELERY_BROKER_URL` in container `worker`",
+            note="merged from an anchor: reported once, where the anchor writes it"),
     ]
 
     def check(self, ctx: RuleContext) -> None:
         seen: set[int] = set()
         for worker in ctx.project.workers:
             container, workload = worker.container, worker.workload
-            if id(container) in seen:
+            if id(container) in seen or worker.development:
                 continue
             seen.add(id(container))
             remedy = "reference it as `${VAR}` from an untracked env file, or use compose `secrets:`" \

@@ -65,7 +65,9 @@ class SchedulerReplicated(Rule):
       run one consumer with the scheduler and the others with `-n`.
     - **Taskiq**: `taskiq scheduler module:scheduler`.
     RQ's scheduler takes a lock in Redis, and arq cron jobs are deduplicated by job id
-    (`unique=True`): neither is reported.
+    (`unique=True`): neither is reported. A developer's stack (a compose service running the
+    mounted source, a compose file named for development, a scheduler under a reloader such as
+    `watchmedo auto-restart`) is not judged: duplicate runs there cost a developer nothing.
 
     ## Fix safety
     For a Deployment that no autoscaler targets, the fix sets `replicas: 1` and
@@ -140,6 +142,38 @@ spec:
           image: proj
           command: ["sh", "-c", "python manage.py migrate && celery -A proj beat --help"]
 """}, note="a Job runs its pod once"),
+        Valid({
+            "docker-compose.dev.yml": """
+services:
+  beat:
+    image: proj
+    command: celery -A proj beat -l debug
+    deploy:
+      replicas: 2
+""",
+            "k8s/dev/beat.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: celery-beat
+spec:
+  replicas: 1
+  template:
+    spec:
+      containers:
+        - name: celery-beat
+          image: proj
+          command:
+            - watchmedo
+            - auto-restart
+            - --recursive
+            - --
+            - celery
+            - -A
+            - proj
+            - beat
+""",
+        }, note="developer stacks: a compose file named for development, a beat under a reloader"),
     ]
     INVALID = [
         Invalid({"k8s/beat.yaml": """
@@ -249,7 +283,7 @@ services:
     def check(self, ctx: RuleContext) -> None:
         for worker in ctx.project.workers:
             workload = worker.workload
-            if "scheduler" not in worker.command.roles or workload.kind not in REPLICATED_KINDS:
+            if "scheduler" not in worker.command.roles or workload.kind not in REPLICATED_KINDS or worker.development:
                 continue
             why = _why_replicated(workload)
             if why:

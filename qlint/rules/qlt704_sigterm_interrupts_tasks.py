@@ -23,9 +23,12 @@ class SigtermInterruptsTasks(Rule):
     """## What it does
     Checks for workers whose stop signal cuts running tasks off instead of letting them
     finish: a Huey consumer stopped with SIGTERM (what Kubernetes, `docker stop` and most
-    platforms send) while its graceful signal is SIGINT; and workers told to wait 0 s for
+    platforms send) while its graceful signal is SIGINT; an arq worker whose settings class
+    sets `handle_signals = False` (no handler at all); and workers told to wait 0 s for
     running tasks on shutdown (arq's `job_completion_wait`, 0 by default; Dramatiq's
     `--worker-shutdown-timeout 0`) in a workload whose grace period would let them finish.
+    Developer stacks (a compose service running the mounted source, a compose file named for
+    development, a reloader such as `watchmedo auto-restart` or `--watch`) are not judged.
 
     ## Why is this bad?
     Every deploy, scale-down and node drain stops the worker. Celery, RQ and Taskiq treat
@@ -68,10 +71,14 @@ class SigtermInterruptsTasks(Rule):
       ```yaml
       command: ["huey_consumer", "proj.tasks.huey"]  # SIGTERM interrupts running tasks
       ```
-    - **arq**: the `WorkerSettings` class the command names sets `job_completion_wait = 0` or
-      leaves it out (0 by default: running jobs are cancelled at once on SIGTERM and SIGINT
-      alike), while the workload's grace period is longer. Without the settings class in the
-      project nothing is reported.
+    - **arq**: the `WorkerSettings` class the command names sets `handle_signals = False`
+      (worker.py then adds no signal handler: SIGTERM keeps Python's default action and ends the
+      process, `job_completion_wait` never applies, running jobs are neither finished nor
+      cancelled and are taken up again only when their in-progress key expires, after the longest
+      job timeout + 10 s); or it sets `job_completion_wait = 0` or leaves it out (0 by default:
+      running jobs are cancelled at once on SIGTERM and SIGINT alike), while the workload's grace
+      period is longer. Without the settings class in the project nothing is reported.
+      `arq --check` is a health probe, not a worker.
       ```python
       class WorkerSettings:
           functions = [export]  # job_completion_wait: 0, running jobs are cancelled on SIGTERM
@@ -229,8 +236,69 @@ STOPSIGNAL SIGINT
 CMD ["huey_consumer", "proj.tasks.huey"]
 """,
         }, note="compose builds the image from a Dockerfile whose stage sets STOPSIGNAL SIGINT"),
+        Valid({
+            "app/__init__.py": "",
+            "app/worker.py": """
+from arq.connections import RedisSettings
+
+async def send_report(ctx, report_id):
+    pass
+
+class WorkerSettings:
+    functions = [send_report]
+    redis_settings = RedisSettings(host="redis")
+    handle_signals = False
+""",
+            "docker-compose.yml": """
+services:
+  worker:
+    build: .
+    command: arq app.worker.WorkerSettings
+    volumes:
+      - ./app:/code/app
+  huey:
+    build: .
+    command: watchmedo auto-restart --pattern=*.py --recursive -- huey_consumer app.huey
+  health:
+    image: registry.example.com/proj:1.4.2
+    command: arq --check app.worker.WorkerSettings
+""",
+        }, note="developer stacks (the mounted source, a reloader) are not judged; `arq --check` is a probe"),
     ]
     INVALID = [
+        Invalid({
+            "app/__init__.py": "",
+            "app/worker.py": """
+from arq import func
+from arq.connections import RedisSettings
+
+async def send_report(ctx, report_id):
+    pass
+
+class WorkerSettings:
+    functions = [func(send_report, timeout=600)]
+    redis_settings = RedisSettings(host="redis")
+    job_completion_wait = 60
+    handle_signals = False
+""",
+            "deploy/worker.yaml": """
+# Source: proj/templates/worker.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: proj-arq
+spec:
+  template:
+    spec:
+      terminationGracePeriodSeconds: 90
+      containers:
+        - name: arq
+          image: "registry.example.com/proj:1.4.2"
+          args: ["arq", "app.worker.WorkerSettings"]
+""",
+        }, expect=[("deploy/worker.yaml", 13)], message="sets `handle_signals = False`: the worker installs no handler "
+                                                       "for SIGTERM",
+            note="no handler at all: job_completion_wait never applies"),
         Invalid({"k8s/huey.yaml": """
 apiVersion: apps/v1
 kind: Deployment
@@ -356,9 +424,9 @@ spec:
         seen: set[tuple[str, int]] = set()
         for worker in ctx.project.workers:
             cli = worker.command.cli
-            if cli is None or "worker" not in worker.command.roles:
+            if cli is None or "worker" not in worker.command.roles or worker.development:
                 continue
-            found = self._signal_mismatch(ctx, worker) or self._no_wait(ctx, worker)
+            found = self._signal_mismatch(ctx, worker) or self._no_handler(ctx, worker) or self._no_wait(ctx, worker)
             if found is None:
                 continue
             anchor, message, fix = found
@@ -393,6 +461,24 @@ spec:
             fix = ctx.fix(workload.file, f"Add `{words}` ({stop.since} or later)", edits) if edits else None
         anchor = worker.anchor(stop.flag) if flag is not None else worker.anchor()
         return anchor, message, fix
+
+    def _no_handler(self, ctx: RuleContext, worker):
+        """A settings class that tells the worker to install no signal handlers (arq
+        ``handle_signals = False``): SIGTERM keeps Python's default action and ends the process."""
+        cli = worker.command.cli
+        if not cli.signals_setting:
+            return None
+        site = settings_of(ctx.project, worker)
+        if site is None or setting(site, cli.signals_setting, True) is not False:
+            return None
+        wait = f" (whatever `{cli.shutdown_setting}` says)" if cli.shutdown_setting else ""
+        message = (f"The {worker.framework} worker in `{worker.container.name}` runs `{site.cls.name}`, which sets "
+                   f"`{cli.signals_setting} = False`: the worker installs no handler for SIGTERM, so stopping the "
+                   f"container ends it with its jobs in flight: they are neither waited for{wait} nor cancelled, "
+                   "`on_shutdown` does not run, and they run again only once their in-progress marker expires (the "
+                   "longest job timeout + 10 s); remove the setting, which is meant for a worker run inside another "
+                   "event loop")
+        return worker.anchor(), message, None
 
     def _no_wait(self, ctx: RuleContext, worker):
         cli = worker.command.cli
