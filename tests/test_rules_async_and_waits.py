@@ -43,6 +43,7 @@ def export():
         pass
     except Exception:  # keep going
         pass
+    publish()
 '''
     fixed = _fixed(tmp_path, {"tasks.py": source}, "QLT105")["tasks.py"]
     assert fixed == norm('''
@@ -70,19 +71,20 @@ def export():
         raise
     except Exception:  # keep going
         pass
+    publish()
 ''')
     ast.parse(fixed)
 
 
 def test_qlt105_fix_keeps_tabs_and_crlf(tmp_path):
     text = ("from celery import shared_task\r\n\r\n@shared_task(soft_time_limit=10)\r\ndef export():\r\n"
-            "\ttry:\r\n\t\tpass\r\n\texcept BaseException:\r\n\t\tpass\r\n")
+            "\ttry:\r\n\t\tpass\r\n\texcept BaseException:\r\n\t\tpass\r\n\tpublish()\r\n")
     (tmp_path / "tasks.py").write_bytes(text.encode())
     outcome = fix(tmp_path, ["QLT105"])
     [fixed] = [s.text for s in outcome.fixed.values()]
     assert fixed == ("from celery import shared_task\r\nfrom celery.exceptions import SoftTimeLimitExceeded\r\n\r\n"
                      "@shared_task(soft_time_limit=10)\r\ndef export():\r\n\ttry:\r\n\t\tpass\r\n"
-                     "\texcept SoftTimeLimitExceeded:\r\n\t\traise\r\n\texcept BaseException:\r\n\t\tpass\r\n")
+                     "\texcept SoftTimeLimitExceeded:\r\n\t\traise\r\n\texcept BaseException:\r\n\t\tpass\r\n\tpublish()\r\n")
 
 
 def test_qlt105_each_try_is_judged_on_its_own(tmp_path):
@@ -107,6 +109,7 @@ def export():
         pass
     except BaseException:
         pass
+    publish()
 """
     # The inner try swallows the timeout whatever the outer one does; in the last try only
     # the first catch-all can see it.
@@ -133,6 +136,7 @@ def export():
         pass
     except Exception:
         pass
+    publish()
 """,
     }
     assert _rows(tmp_path, files, "QLT105") == [("proj/tasks.py", 14)]
@@ -166,6 +170,7 @@ def export(SoftTimeLimitExceeded=None):
         pass
     except Exception:
         pass
+    publish()
 """
     assert _rows(tmp_path, {"tasks.py": source}, "QLT105") == [("tasks.py", 7)]
     assert _fixed(tmp_path, {"tasks.py": source}, "QLT105") == {}

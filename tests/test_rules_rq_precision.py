@@ -27,7 +27,8 @@ def sync(order_id):
     try:
         pass
     except Exception:
-        return None
+        pass
+    publish(order_id)
 """
 
 
