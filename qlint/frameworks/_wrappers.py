@@ -127,11 +127,28 @@ def _through_assignment(project: Project, target: str, assigned: tuple[FileFacts
 
 # -- functions used as decorators, and decorator factories ------------------------------------
 
+def _by_outer(facts: FileFacts) -> dict[str, list[FunctionFact]]:
+    """A file's nested functions by the names of the functions around them (kept on the facts,
+    not a dataclass field, so never cached to disk): most files have few, a generated module
+    tens of thousands of top-level ones, which must not be searched once per function."""
+    kept = facts.__dict__.get("_by_outer")
+    if kept is None:
+        kept = {}
+        for f in facts.functions:
+            if f.outer:
+                kept.setdefault(f.outer, []).append(f)
+        facts.__dict__["_by_outer"] = kept
+    return kept
+
+
 def _nested(facts: FileFacts, fn: FunctionFact) -> list[FunctionFact]:
     """Functions defined inside ``fn`` (at any depth)."""
     scope = f"{fn.outer}.{fn.name}" if fn.outer else fn.name
-    return [f for f in facts.functions if f is not fn and (f.outer == scope or f.outer.startswith(scope + "."))
-            and f.depth > fn.depth]
+    index = _by_outer(facts)
+    if not index:
+        return []
+    return [f for outer, inner in index.items() if outer == scope or outer.startswith(scope + ".")
+            for f in inner if f is not fn and f.depth > fn.depth]
 
 
 def _bind(fn: FunctionFact, where: FileFacts, source: str, dec: CallFact | None, facts: FileFacts | None,

@@ -30,6 +30,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from qlint.lint.extract import dotted_name as _dotted
+from qlint.lint.scan import line_starts
 from qlint.lint.facts import CallFact, FileFacts, FunctionFact, Param, Value
 from qlint.lint.model import App, Project, Task
 
@@ -135,8 +136,11 @@ def message_params(task: Task, fn: FunctionFact) -> list[Param]:
 _LOOSE = frozenset({"dict", "Dict", "Any", "Mapping", "MutableMapping", "object", "JSON", "Json", "JSONType"})
 
 
+@lru_cache(maxsize=4096)
 def _annotation_tree(annotation: str) -> ast.expr | None:
     text = annotation.strip()
+    if not text:
+        return None
     try:
         node = ast.parse(text, mode="eval").body
     except SyntaxError:
@@ -284,7 +288,9 @@ def analyse_task(src_utf8: bytes, candidates: list[str], functions: list[Functio
         out.validation = "unparsable"
         return out
     lines = _line_starts(src_utf8)
-    nodes = [n for fn in functions if (n := _def_node(tree, lines, fn)) is not None]
+    defs = _def_index(src_utf8)
+    nodes = [n for fn in functions if (n := defs.get((bisect.bisect_right(lines, fn.def_start), fn.name)))
+             is not None]
     if not nodes:
         out.validation = "unknown"
         return out
@@ -300,7 +306,10 @@ def analyse_task(src_utf8: bytes, candidates: list[str], functions: list[Functio
         read = _read(sub)
         if read is not None and read[0] in names:
             offset = lines[sub.lineno - 1] + sub.col_offset
-            text = ast.get_source_segment(src_utf8.decode("utf-8", "replace"), sub) or read[0]
+            # ``ast`` columns are UTF-8 byte offsets: slice the bytes (decoding the whole module
+            # per read made a generated module with thousands of tasks quadratic).
+            end = lines[sub.end_lineno - 1] + sub.end_col_offset
+            text = src_utf8[offset:end].decode("utf-8", "replace") or read[0]
             out.reads.append((read[0], read[1], _short(text), offset))
     out.reads.sort(key=lambda r: r[3])
     return out
@@ -321,19 +330,26 @@ def _parse(data: bytes) -> ast.Module | None:
 
 @lru_cache(maxsize=64)
 def _line_starts(data: bytes) -> tuple[int, ...]:
-    starts = [0]
-    for i, byte in enumerate(data):
-        if byte == 0x0A:
-            starts.append(i + 1)
-    return tuple(starts)
+    return tuple(line_starts(data))
 
 
-def _def_node(tree: ast.Module, lines: tuple[int, ...], fn: FunctionFact):
-    row = bisect.bisect_right(lines, fn.def_start)  # 1-based line of the ``def``
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno == row and node.name == fn.name:
-            return node
-    return None
+@lru_cache(maxsize=64)
+def _def_index(data: bytes) -> dict[tuple[int, str], ast.AST]:
+    """Every ``def`` of the module by (line of the ``def``, name): one walk per module, not per task."""
+    tree = _parse(data)
+    if tree is None:
+        return {}
+    found: dict[tuple[int, str], ast.AST] = {}
+    stack: list[ast.AST] = [tree]
+    while stack:  # statements only: a ``def`` is never inside an expression
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found[(node.lineno, node.name)] = node
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, name, None)
+            if isinstance(children, list):
+                stack.extend(c for c in children if isinstance(c, (ast.stmt, ast.excepthandler, ast.match_case)))
+    return found
 
 
 def _all_args(node) -> list[ast.arg]:

@@ -336,7 +336,7 @@ class Linter:
         if not self.use_prefilter:
             return
         seen: set[str] = set()
-        while self.modules:
+        while any(self.production.is_production(path) for path, _ in self.modules.values()):
             project = self._project()
             names = set()
             for framework in FRAMEWORKS:
@@ -349,7 +349,7 @@ class Linter:
             if not self._parse_mentioning(prefilter.names_pattern(names), "\0".join(sorted(names))):
                 break
         called: set[str] = set()
-        while self.modules:
+        while any(self.production.is_production(path) for path, _ in self.modules.values()):
             tasks = {t.function.name if t.function is not None else t.cls.name
                      for t in self._collect().tasks if t.function is not None or t.cls is not None}
             tasks -= called
