@@ -48,13 +48,16 @@ def _found(tmp_path, files, codes):
 
 
 def _fixed(tmp_path, files, code):
+    """The fixed files; each still loads as the same kind of file, and a second fix changes nothing."""
     write_project(tmp_path, files)
     outcome = fix(tmp_path, [code])
     out = {}
     for path, src in outcome.fixed.items():
         if path.endswith((".yaml", ".yml", ".sh")) or "Procfile" in path:
-            manifests.read(SourceFile.from_text(Path(path), src.text))  # still loads, as the same kind of file
+            manifests.read(SourceFile.from_text(Path(path), src.text))
+        Path(path).write_text(src.text, encoding="utf-8")
         out[str(path).replace(str(tmp_path) + "/", "")] = src.text
+    assert fix(tmp_path, [code]).fixed == {}, "a second fix changed the output again"
     return out
 
 
@@ -565,3 +568,31 @@ def test_qlt703_scheduler_in_a_development_compose_file_is_not_judged(tmp_path):
     compose = "services:\n  beat:\n    image: proj\n    command: celery -A proj beat\n    scale: 2\n"
     assert _found(tmp_path / "prod", {"docker-compose.yml": compose}, "QLT703") != []
     assert _found(tmp_path / "dev", {"docker-compose.local.yml": compose}, "QLT703") == []
+
+
+def test_a_dispatcher_script_is_not_followed(tmp_path):
+    """A script whose arguments choose what it runs, or that starts several workers, is not read for
+    the container: which branch runs is not written in the script."""
+    dispatcher = """#!/bin/bash
+if [ "$1" == "scheduler" ]; then
+    exec celery -A proj beat
+elif [ "$1" == "worker" ]; then
+    exec celery -A proj worker -P gevent
+fi
+exec gunicorn proj.wsgi
+"""
+    several = "#!/bin/sh\ncelery -A proj worker -Q a &\ncelery -A proj worker -Q b\n"
+    project, _ = _workers(tmp_path, {
+        "docker/entrypoint.sh": dispatcher, "docker/both.sh": several,
+        "docker-compose.yml": """
+services:
+  web:
+    image: proj
+    command: /app/docker/entrypoint.sh web
+  both:
+    image: proj
+    command: ./docker/both.sh
+""",
+    })
+    assert project.workers == []
+    assert len(project.script_workers) == 4  # the scripts themselves still tell how workers are started

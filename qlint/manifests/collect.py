@@ -8,6 +8,7 @@ another) and finds the workers in each container's command.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,6 +201,9 @@ def join(files: list[ManifestFile], clis: dict) -> tuple[list[Workload], list[Wo
     return workloads, workers
 
 
+_POSITIONAL = re.compile(r"\$\{?[1-9]")
+
+
 class _Scripts:
     """The shell scripts of the project, found by the path a command names them with."""
 
@@ -213,8 +217,11 @@ class _Scripts:
         return lambda word: self.lines(word, base)
 
     def lines(self, word: str, base: str) -> list[list[Token]] | None:
+        """The script's command lines, as words; None when the repository holds no such script, or
+        when the script reads its arguments (``$1``, ``case "$1"``): the words a container passes
+        choose what it runs, which qlint does not follow."""
         found = self.find(word, base)
-        if found is None:
+        if found is None or _POSITIONAL.search(found.src.text):
             return None
         return [[Token(t.text, t.span, False, found.path) for t in container.argv]
                 for workload in found.workloads for container in workload.containers]

@@ -9,8 +9,10 @@ then read with the framework's own CLI table (``CLI`` in each ``qlint.frameworks
 
 A wrapper script is followed too: ``./docker/entrypoint.sh celery -A proj worker`` passes its
 arguments on (the words after it are the command), and a script named alone
-(``/entrypoint-celery-worker.sh``) is read when the repository holds it: the workers its own
-lines start run in the container, with ``"$@"`` standing for the words after the script.
+(``/entrypoint-celery-worker.sh``) is read when the repository holds it: the worker its own
+lines start runs in the container, with ``"$@"`` standing for the words after the script. A
+script that reads its arguments (``case "$1"``) or starts several workers is a dispatcher whose
+branch qlint cannot tell: it is not followed.
 """
 
 from __future__ import annotations
@@ -393,8 +395,9 @@ def parse(argv: list[Token], clis: dict[str, WorkerCli], scripts: ScriptReader |
 def _through_script(words: list[Token], clis: dict[str, WorkerCli], scripts: ScriptReader | None,
                     depth: int) -> list[WorkerCommand]:
     """A wrapper script: the command after it when it passes its arguments on
-    (``entrypoint.sh celery worker``), else the workers its own lines start, when the repository
-    holds it, with ``"$@"`` standing for the words after it."""
+    (``entrypoint.sh celery worker``), else the worker its own lines start, when the repository
+    holds it, with ``"$@"`` standing for the words after it (a script that starts several, or
+    reads its arguments, is not followed)."""
     rest = words[1:]
     if rest:
         passed = parse(rest, clis, scripts, depth + 1)
@@ -412,7 +415,9 @@ def _through_script(words: list[Token], clis: dict[str, WorkerCli], scripts: Scr
         for command in parse(argv, clis, scripts, depth + 1):
             command.script = command.script or (line[0].path or "" if line else "")
             out.append(command)
-    return out
+    # A script that starts several workers or schedulers (the branches of a dispatcher, say) runs
+    # one of them or all: qlint cannot tell which, so it reads none.
+    return out if len(out) == 1 else []
 
 
 def _django(framework: str, cli: WorkerCli, command: str, rest: list[Token],

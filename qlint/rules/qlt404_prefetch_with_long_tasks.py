@@ -72,8 +72,9 @@ class PrefetchWithLongTasks(Rule):
     - **Celery** only. The configuration: `worker_prefetch_multiplier` (Django:
       `CELERY_WORKER_PREFETCH_MULTIPLIER`, old name `CELERYD_PREFETCH_MULTIPLIER`), reported where
       it is written, or once on the `Celery(...)` call when nothing sets it. It is judged for the
-      long tasks that some worker runs without a `--prefetch-multiplier` of its own (all of them
-      when the project's manifests, Procfiles and scripts start no worker of the app).
+      long tasks that some worker runs without a `--prefetch-multiplier` of its own, and for those
+      that no worker qlint finds surely runs (whatever runs them reads the setting): all of them
+      when the project's manifests, Procfiles and scripts start no worker of the app.
     - The command line, wherever it is written (Kubernetes `command`/`args`, compose, Procfiles,
       the shell scripts a container runs): `celery -A proj worker --prefetch-multiplier=4` on a
       worker that runs a long task is reported on the flag. Celery's command line (5.0 and
@@ -558,12 +559,12 @@ services:
             what = (f"`{cb.PREFETCH_SETTING}` of 0 ({multiplier.source}) puts no limit on prefetching: one "
                     "worker reserves every message in the queue while the others sit idle")
         else:
-            # The tasks the setting decides for: those some worker runs without a multiplier of its
-            # own, and those no worker qlint sees runs (whoever runs them reads the setting).
+            # The tasks the setting decides for: those some worker surely runs without a multiplier of
+            # its own, and those no worker qlint sees surely runs (whoever runs them reads the setting).
             judged = [found for found in long_tasks
                       if not running
                       or any(uses_config[id(w)] is True and self._runs(project, w, found[0], runs) for w in running)
-                      or not any(self._may_run(project, w, found[0], runs) for w in running)]
+                      or not any(self._runs(project, w, found[0], runs) for w in running)]
             if not judged:
                 return
             task, seconds, option = judged[0]

@@ -293,7 +293,7 @@ services:
     image: registry.example.com/proj:1.4.2
     command: celery -A proj worker -P prefork
 """,
-        }, expect=[("proj/celery.py", 5)], message="the `gevent` pool (app.conf)",
+        }, expect=[("proj/celery.py", 5)], message="the `gevent` pool (app.conf; `-P prefork` defers to it",
             note="Celery >= 5.1: -P prefork is the CLI's default and lets worker_pool choose"),
     ]
 
