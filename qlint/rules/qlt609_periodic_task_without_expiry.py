@@ -54,7 +54,8 @@ class PeriodicTaskWithoutExpiry(Rule):
     Checks for Celery beat schedule entries (`beat_schedule` / Django's
     `CELERY_BEAT_SCHEDULE`, `app.add_periodic_task(...)`) that run more often than
     `expiry-interval` (an hour by default) with no `expires` in their options, for tasks that
-    set no `expires` of their own.
+    set no `expires` of their own. Several such entries of one schedule (one module) are one
+    finding, on the first of them, whose fix gives each its `expires`.
 
     ## Why is this bad?
     Beat sends the task on schedule whether or not any worker is consuming. During an
@@ -241,7 +242,7 @@ app.conf.beat_schedule = {
     },
     "refresh-often": {"task": "tasks.refresh_rates", "schedule": 30, "options": {"queue": "fast"}},
 }
-""", expect=[11, 15], fixed="""
+""", expect=11, fixed="""
 from datetime import timedelta
 from celery import Celery
 
@@ -325,7 +326,7 @@ app.conf.beat_schedule = {
     },
     "half-hourly": {"task": "tasks.unlock_accounts", "schedule": crontab(minute="0,30")},
 }
-""", expect=[11, 15], fixed="""
+""", expect=11, fixed="""
 from celery import Celery
 from celery.schedules import crontab
 
@@ -377,7 +378,7 @@ def setup(sender, **kwargs):
         refresh_rates.s("USD"),
     )
     sender.add_periodic_task(crontab(minute=0, hour=4), refresh_rates.s("GBP"))
-""", expect=[12, 13], fixed="""
+""", expect=12, fixed="""
 from celery import Celery
 from celery.schedules import crontab
 
@@ -402,6 +403,7 @@ def setup(sender, **kwargs):
     def check(self, ctx: RuleContext) -> None:
         project = ctx.project
         limit = getattr(ctx.settings, "expiry_interval", 3600)
+        by_file: dict[str, list] = {}
         for entry in beat_entries(project):
             task = entry.task
             if entry.expires or not entry.readable or task is None or not task.options_complete:
@@ -411,22 +413,59 @@ def setup(sender, **kwargs):
             interval = schedule_interval(project, entry.schedule)
             if interval is None or not interval.seconds < limit:
                 continue
-            value = number_text(interval.seconds)
-            if interval.env:
-                every = f"every {value} s by default (`{interval.env}` can change it)"
-                suggestion = "an `expires` no longer than its interval"
-                fix = None
+            by_file.setdefault(entry.file.path, []).append((entry, interval))
+        for found in by_file.values():
+            if len(found) == 1:
+                self._one(ctx, *found[0])
             else:
-                every = f"every {value} s" if interval.regular else \
-                    f"as often as every {value} s (the shortest gap between two of its crontab's runs)"
-                suggestion = f"`expires` of {value} s"
-                fix = self._fix(ctx, entry, value)
-            what = f"Beat entry `{entry.name}`" if entry.call is None else f"`{entry.call.dotted}(...)`" + (
-                f" (`{entry.name}`)" if entry.name != task.name else "")
-            ctx.report(entry.file, entry.anchor,
-                       f"{what} runs task `{task.name}` {every} with no `expires`: while the workers are down "
-                       "or behind, beat keeps queueing runs, and once the workers catch up each of them still "
-                       f"executes, even those a later run has superseded; give it {suggestion}", fix=fix, statement=entry.statement)
+                self._many(ctx, found, limit)
+
+    @staticmethod
+    def _every(interval) -> str:
+        value = number_text(interval.seconds)
+        if interval.env:
+            return f"every {value} s by default (`{interval.env}` can change it)"
+        return f"every {value} s" if interval.regular else \
+            f"as often as every {value} s (the shortest gap between two of its crontab's runs)"
+
+    @staticmethod
+    def _what(entry: BeatEntry) -> str:
+        if entry.call is None:
+            return f"Beat entry `{entry.name}`"
+        return f"`{entry.call.dotted}(...)`" + (f" (`{entry.name}`)" if entry.name != entry.task.name else "")
+
+    def _one(self, ctx: RuleContext, entry: BeatEntry, interval) -> None:
+        value = number_text(interval.seconds)
+        if interval.env:
+            suggestion, fix = "an `expires` no longer than its interval", None
+        else:
+            suggestion, fix = f"`expires` of {value} s", self._fix(ctx, entry, value)
+        ctx.report(entry.file, entry.anchor,
+                   f"{self._what(entry)} runs task `{entry.task.name}` {self._every(interval)} with no `expires`: "
+                   "while the workers are down or behind, beat keeps queueing runs, and once the workers catch up "
+                   f"each of them still executes, even those a later run has superseded; give it {suggestion}",
+                   fix=fix, statement=entry.statement)
+
+    def _many(self, ctx: RuleContext, found, limit: float) -> None:
+        """Several entries of one schedule: one finding, on the first, whose fix gives each its
+        `expires` (one change to the schedule)."""
+        entry = found[0][0]
+        listed = [f"`{e.name}` {self._every(i)}" for e, i in found[:3]]
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        edits = []
+        for e, interval in found:
+            if interval.env:
+                continue
+            fix = self._fix(ctx, e, number_text(interval.seconds))
+            if fix is not None:
+                edits.extend(fix.edits)
+        fix = ctx.fix(entry.file, f"Give each entry an `expires` of its interval", edits) if edits else None
+        ctx.report(entry.file, entry.anchor,
+                   f"{len(found)} beat entries of this schedule run more often than every {number_text(limit)} s "
+                   f"with no `expires` ({', '.join(listed)}{more}): while the workers are down or behind, beat keeps "
+                   "queueing their runs, and once the workers catch up each of them still executes, even those a "
+                   "later run has superseded; give each an `expires` no longer than its interval", fix=fix,
+                   statement=entry.statement)
 
     def _fix(self, ctx: RuleContext, entry: BeatEntry, value: str) -> Fix | None:
         src = ctx.source(entry.file)
