@@ -231,6 +231,27 @@ def checkout(request, pk):
             "shop/__init__.py": "",
             "shop/models.py": """
 from django.db import models
+
+class Order(models.Model):
+    total = models.IntegerField()
+""",
+            "shop/tasks.py": """
+from celery import shared_task
+from shop.models import Order
+
+@shared_task
+def charge(order: Order):
+    pass
+
+def checkout(order_id):
+    order = Order.objects.get(pk=order_id)
+    charge.delay(order)
+""",
+        }, expect=[("shop/tasks.py", 10)], note="the annotation and the call are one mistake: reported once, at the call"),
+        Invalid({
+            "shop/__init__.py": "",
+            "shop/models.py": """
+from django.db import models
 from django.contrib.auth.models import AbstractUser
 
 class Base(models.Model):
@@ -441,6 +462,7 @@ def checkout(pk):
 
     def check(self, ctx: RuleContext) -> None:
         project = ctx.project
+        shown: set[int] = set()  # tasks a call site already reports: their annotation is the same mistake
         for site in project.sites:
             values = task_arguments(site)
             if not values:
@@ -458,7 +480,11 @@ def checkout(pk):
                 ctx.report(site.file, value.span,
                            f"{text} is a model instance passed to a task: {_consequence(_site_serializer(site))}; "
                            "pass its primary key and fetch the row in the task", statement=site.call.statement)
+                if site.task is not None:
+                    shown.add(id(site.task))
         for task in project.tasks:
+            if id(task) in shown:
+                continue  # one mistake, one finding: the call that passes the instance says it
             src = ctx.source(task.file)
             for fn in task_functions(project, task):
                 if task.cls is not None and fn.name != "run":
