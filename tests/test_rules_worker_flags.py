@@ -596,3 +596,30 @@ services:
     })
     assert project.workers == []
     assert len(project.script_workers) == 4  # the scripts themselves still tell how workers are started
+
+
+def test_wide_merges_cost_a_bounded_walk(tmp_path):
+    """Many services each merging many wide anchors: every lookup walks a bounded number of pairs."""
+    anchors = [f"a{i}: &a{i} {{{', '.join(f'k{i}_{j}: v' for j in range(60))}}}" for i in range(200)]
+    refs = ", ".join(f"*a{i}" for i in range(200))
+    services = "\n".join(f"  w{n}:\n    <<: [{refs}]\n    command: celery -A proj worker" for n in range(40))
+    started = time.perf_counter()
+    project, _ = _workers(tmp_path, {"docker-compose.yml": "\n".join(anchors) + "\nservices:\n" + services + "\n"})
+    assert len(project.workers) == 40
+    assert time.perf_counter() - started < 20
+
+
+def test_qlt704_dockerfile_named_in_a_merged_anchor(tmp_path):
+    files = {
+        "Dockerfile": "FROM python:3.13-slim\nSTOPSIGNAL SIGINT\nCMD [\"huey_consumer\", \"proj.huey\"]\n",
+        "docker-compose.yml": """
+x-app: &app
+  build: .
+  image: registry.example.com/proj:1.4.2
+services:
+  huey:
+    <<: *app
+    command: huey_consumer proj.huey -w 4
+""",
+    }
+    assert _found(tmp_path, files, "QLT704") == []

@@ -176,6 +176,10 @@ def _text(node: Node | None, key: str) -> str | None:
     return value.text if value is not None else None
 
 
+def _scalar(node: Node | None) -> str | None:
+    return node.text if node is not None else None
+
+
 def _key_line(mapping: Node, key: str) -> Span | None:
     """Where ``key`` is written for ``mapping``: its own key, else the key of the anchor it merges in."""
     for name, key_node, _ in mapping.merged_pairs():
@@ -252,17 +256,25 @@ def compose(doc: Node, path: str) -> list[Workload]:
             continue
         workload = Workload("compose", name, path, key.line_start, spec=service, pod=service)
         container = Container(name, key.line_start)
-        entry = tokens(service.lookup("entrypoint"))
-        container.argv = entry + tokens(service.lookup("command"))
-        container.command_line = _key_line(service, "command") or _key_line(service, "entrypoint")
-        limits = service.lookup_path("deploy", "resources", "limits")
-        container.memory_limit = memory(_text(limits, "memory")) or memory(_text(service, "mem_limit"))
-        container.cpu_limit = cpu(_text(limits, "cpus")) or cpu(_text(service, "cpus"))
-        reservations = service.lookup_path("deploy", "resources", "reservations")
+        merged = {k: (key_node, value) for k, key_node, value in service.merged_pairs()}  # one walk
+
+        def get(k: str) -> Node | None:
+            return merged[k][1] if k in merged else None
+
+        def line(k: str) -> Span | None:
+            return merged[k][0].line_start if k in merged else None
+
+        container.argv = tokens(get("entrypoint")) + tokens(get("command"))
+        container.command_line = line("command") or line("entrypoint")
+        deploy = get("deploy")
+        limits = deploy.lookup_path("resources", "limits") if deploy is not None else None
+        container.memory_limit = memory(_text(limits, "memory")) or memory(_scalar(get("mem_limit")))
+        container.cpu_limit = cpu(_text(limits, "cpus")) or cpu(_scalar(get("cpus")))
+        reservations = deploy.lookup_path("resources", "reservations") if deploy is not None else None
         container.cpu_request = cpu(_text(reservations, "cpus"))
         container.memory_request = memory(_text(reservations, "memory"))
-        container.liveness = service.lookup("healthcheck") is not None
-        environment = service.lookup("environment")
+        container.liveness = get("healthcheck") is not None
+        environment = get("environment")
         if environment is not None and environment.is_map:
             for env_name, env_key, value in environment.merged_pairs():
                 container.env[env_name] = (value.text, env_key.line_start)
@@ -271,15 +283,15 @@ def compose(doc: Node, path: str) -> list[Workload]:
                 if item.text is not None:
                     env_name, sep, value_text = item.text.partition("=")
                     container.env[env_name] = (value_text if sep else None, item.line_start)
-        replicas = service.lookup_path("deploy", "replicas") or service.lookup("scale")
+        replicas = (deploy.lookup("replicas") if deploy is not None else None) or get("scale")
         if replicas is not None and replicas.number() is not None:
             workload.replicas = int(replicas.number())
-        grace = service.lookup("stop_grace_period")
+        grace = get("stop_grace_period")
         if grace is not None:
             workload.grace_seconds = seconds(grace.text)
-        signal = service.lookup("stop_signal")
+        signal = get("stop_signal")
         workload.stop_signal = signal.text if signal is not None else None
-        workload.development = _source_mount(service.lookup("volumes"), path) or development_file(path)
+        workload.development = _source_mount(get("volumes"), path) or development_file(path)
         workload.containers = [container]
         out.append(workload)
     return out

@@ -24,7 +24,8 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 MAX_BYTES = 2_000_000
 MERGE_TAG = "tag:yaml.org,2002:merge"
-MAX_MERGED = 1000  # mappings one merged walk visits at most  # a manifest larger than this is data, not a deployment description
+MAX_MERGED = 1000  # mappings one merged walk visits at most
+MAX_MERGED_PAIRS = 20_000  # and pairs: a walk's cost is bounded whatever the anchors hold  # a manifest larger than this is data, not a deployment description
 _TEMPLATE = re.compile(rb"\{\{-?|\{%-?")
 _MANIFEST_HINT = re.compile(rb"^(apiVersion|kind|services)\s*:", re.MULTILINE)
 
@@ -110,11 +111,13 @@ class Node:
         seen_keys: set[str] = set()
         visited: set[int] = set()
         pending: list[yaml.MappingNode] = [self.node]
-        while pending and len(visited) < MAX_MERGED:
+        budget = MAX_MERGED_PAIRS
+        while pending and len(visited) < MAX_MERGED and budget > 0:
             mapping = pending.pop(0)
             if id(mapping) in visited:
                 continue
             visited.add(id(mapping))
+            budget -= len(mapping.value)
             own: dict[str, tuple[yaml.Node, yaml.Node]] = {}
             merged: list[yaml.MappingNode] = []
             for k, v in mapping.value:

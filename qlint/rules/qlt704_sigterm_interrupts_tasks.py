@@ -564,14 +564,14 @@ def dockerfile_stop_signal(workload) -> tuple[str | None, str, bool] | None:
     dockerfile, target}``): the ``STOPSIGNAL`` of the stage it builds, or SIGTERM when that stage
     sets none (a base image from a registry may still set one: not seen). None when there is no
     readable Dockerfile."""
-    build = workload.pod.get("build") if workload.pod is not None else None
+    build = workload.pod.lookup("build") if workload.pod is not None else None  # also from a merged anchor
     if build is None:
         return None
     context, dockerfile, target = build.text, "Dockerfile", None
     if build.is_map:
-        context = _text(build.get("context")) or "."
-        dockerfile = _text(build.get("dockerfile")) or dockerfile
-        target = _text(build.get("target"))
+        context = _text(build.lookup("context")) or "."
+        dockerfile = _text(build.lookup("dockerfile")) or dockerfile
+        target = _text(build.lookup("target"))
     if not context or "://" in context or "$" in context + dockerfile:
         return None  # a git URL or an interpolated path
     path = Path(workload.path).parent / context / dockerfile
