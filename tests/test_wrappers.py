@@ -293,3 +293,20 @@ def test_qlint_tasks_shows_the_declaring_chain_and_hidden_values(tmp_path, capsy
     assert main(["tasks", str(tmp_path), "--no-cache"]) == 0
     table = capsys.readouterr().out
     assert "declared by" in table and "@actor -> dramatiq.actor" in table
+
+
+def test_rq_job_delay_is_a_call_site(tmp_path):
+    """``export.delay(...)`` on an ``@job`` function enqueues it (rq/decorators.py): a call site
+    like any other, on the decorator's queue."""
+    write_project(tmp_path, {
+        "proj/__init__.py": "",
+        "proj/jobs.py": "from redis import Redis\nfrom rq.decorators import job\n\n"
+                        "@job('reports', connection=Redis())\ndef export(report):\n    build(report['id'])\n",
+        "proj/views.py": "from django.db import transaction\nfrom proj.jobs import export\n\n\n"
+                         "@transaction.atomic\ndef request_export(request):\n    export.delay(request.json())\n",
+    })
+    project = make_linter(tmp_path).model()
+    (site,) = [s for s in project.sites if s.kind == "enqueue"]
+    assert site.file.module == "proj.views" and site.task is not None and site.task.name == "proj.jobs.export"
+    found = {(p, c) for p, _, c, _ in findings(tmp_path, ["QLT505", "QLT602"])}
+    assert found == {("proj/jobs.py", "QLT505"), ("proj/views.py", "QLT602")}

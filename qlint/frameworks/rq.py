@@ -154,8 +154,9 @@ def collect(project: Project) -> None:
                 by_function[id(target_fn)] = task
             site.task = task
         sites.append(site)
+    sites.extend(_delay_sites(project, tasks, decorator_queues))
     for task in tasks:
-        mine = [s for s in sites if s.task is task]
+        mine = [s for s in sites if s.task is task and id(s) in enqueues]
         _normalise(task, decorator_queues.get(id(task)), [(s, enqueues[id(s)]) for s in mine])
     project.tasks.extend(tasks)
     project.sites.extend(sites)
@@ -582,6 +583,32 @@ def _enqueue_site(project: Project, facts: FileFacts, fn: FunctionFact | None, c
     # The queue's serializer, for rules about the arguments (no keyword: nothing here chose it).
     site.norm["serializer"] = Resolved(queue.serializer.value, f"the queue ({queue.serializer.source})")
     return site
+
+
+def _delay_sites(project: Project, tasks: list[Task], queues: dict[int, QueueRef]) -> list[Site]:
+    """``export.delay(...)`` on an ``@job`` function (rq/decorators.py: it enqueues on the
+    decorator's queue, with the decorator's timeout; its keywords are the function's own)."""
+    by_name = {f"{t.file.module}.{t.function.name}": t for t in tasks
+               if t.function is not None and id(t) in queues}
+    if not by_name:
+        return []
+    sites = []
+    for facts in project.parsed_files():
+        placed = [(fn, call) for fn in facts.functions for call in fn.calls]
+        inside = {id(call) for _, call in placed}
+        placed += [(None, call) for call in facts.calls if id(call) not in inside]
+        for fn, call in placed:
+            if call.method != "delay" or not call.receiver:
+                continue
+            with project.parsed_only():
+                task = by_name.get(project.canonical(call.qualified.rpartition(".")[0]))
+            if task is None:
+                continue
+            site = _enqueue_site(project, facts, fn, call, queues[id(task)], "")
+            site.options = {}  # the keywords are the job's arguments, not RQ's options
+            site.task = task
+            sites.append(site)
+    return sites
 
 
 def _queue_sites(project: Project) -> list[Site]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import ast
 import bisect
 import math
+import re
 from functools import lru_cache
 
 from qlint.frameworks import validation
@@ -139,6 +140,69 @@ def _retry_clause(project: Project, task: Task, errors: tuple[type[BaseException
     return f", and {again} on each of its {number_text(count)} retr{'y' if count == 1 else 'ies'}"
 
 
+# A value that carries input from outside the project: an HTTP request's data, JSON decoded from
+# bytes another system sent.
+_EXTERNAL = re.compile(r"(^|[^\w.])request\.|\.json\(\)|\bjson\.loads\(|\.get_json\(|\bloads\(")
+# Enqueue methods whose positional and keyword arguments are the task's own.
+_DIRECT = frozenset({"delay", "send", "kiq", "s", "si", "signature", "delay_on_commit", "enqueue", "enqueue_call",
+                     "enqueue_in", "enqueue_at", "call_local"})
+_PACKED = frozenset({"apply_async", "apply_async_on_commit", "send_with_options"})
+
+
+def _passed(site, fn: FunctionFact, param: Param, bound: bool):
+    """The value an enqueue hands to ``param``, as written; None when qlint cannot tell."""
+    call = site.call
+    if call is None or call.has_star and not call.kwargs:
+        return None
+    params = [p for p in fn.params if p.kind == "positional"][1 if bound else 0:]
+    if call.method in _PACKED:
+        packed = call.kwargs.get("kwargs")
+        if packed is not None and packed.value.kind == "dict":
+            for key, value in packed.value.items:
+                if key.kind == "const" and key.value == param.name:
+                    return value
+        args = call.kwargs.get("args")
+        positional = args.value.elements if args is not None and args.value.kind == "seq" else []
+    else:
+        if param.name in call.kwargs:
+            return call.kwargs[param.name].value
+        positional = list(call.args)
+        if call.method.startswith("enqueue") and positional:
+            positional = positional[1:]  # RQ's first argument is the function itself
+    names = [p.name for p in params]
+    if param.name in names and names.index(param.name) < len(positional):
+        return positional[names.index(param.name)]
+    return None
+
+
+def _producer(ctx: RuleContext, task: Task, fn: FunctionFact, param: Param) -> str | None:
+    """Where the task's messages come from, when that is outside the project's own code: no
+    code of the project sends the task (another system, a replay, a hand), or a call site hands
+    the parameter input from outside (an HTTP request's data, decoded JSON). None when every
+    call site passes a value the project builds itself, in the same deploy."""
+    sites = [s for s in ctx.project.sites if s.task is task and s.kind == "enqueue" and s.call is not None]
+    if not sites:
+        return "no code of the project sends it, so its messages come from elsewhere"
+    bound = task.bound and task.function is not None
+    for site in sites:
+        value = _passed(site, fn, param, bound)
+        if value is None:
+            continue
+        text = ctx.text(site.file, value.span)
+        if value.kind == "name" and site.function is not None and value.dotted in site.function.local_calls:
+            local = site.function.local_calls[value.dotted]
+            text = ctx.text(site.file, local.span)
+        if _EXTERNAL.search(text):
+            where_ = f"{ctx.display(site.file.path)}:{ctx.source(site.file).row_of(value.span.start)}"
+            return f"`{_short(text)}` reaches it from outside the project ({where_})"
+    return None
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _describe(param: Param) -> str:
     if param.kind == "kwarg":
         return f"`**{param.name}`"
@@ -183,6 +247,12 @@ class TaskInputUnvalidated(Rule):
     position (`rows[0]`), nor `kwargs.get("flag")` (an optional keyword argument, spelled
     the long way), nor a read by key inside a `try` whose `except Exception` (or bare
     `except`) handler does not raise again: the task handles that failure.
+
+    Only input that comes from outside the project's code is judged: a task no code of the
+    project sends (another system, a replay, a hand sends its messages), or one a call site
+    hands an HTTP request's data or decoded JSON. A task whose every producer is the project's
+    own code, passing values it builds itself, is not reported: its message has the shape its
+    producer, deployed with it, gives it.
 
     The message says only what holds for the task: "partway through the task, after the
     work done before the read" when a call certainly ran before the first read by key, and
@@ -409,8 +479,38 @@ async def send_receipt(ctx, user_id: int):
 class WorkerSettings:
     functions = [send_receipt]
 """, note="arq's ctx is the framework's own dictionary"),
+        Valid({
+            "shop/__init__.py": "",
+            "shop/tasks.py": """
+from celery import shared_task
+
+@shared_task
+def send_receipt(payload: dict):
+    send_mail(to=payload["email"], total=payload["total"])
+
+def checkout(order):
+    send_receipt.delay({"email": order.email, "total": order.total})
+""",
+        }, note="every producer is the project's own code, passing a mapping it builds: a shape it controls"),
     ]
     INVALID = [
+        Invalid({
+            "shop/__init__.py": "",
+            "shop/tasks.py": """
+from celery import shared_task
+
+@shared_task
+def export(data):
+    build_report(data.get("x_axis"), data.get("y_axis"))
+""",
+            "shop/views.py": """
+from shop.tasks import export
+
+def request_export(request):
+    export.delay(data=request.data)
+""",
+        }, expect=[("shop/tasks.py", 3)], message="`request.data` reaches it from outside the project (shop/views.py:4)",
+            note="a call site hands it an HTTP request's data"),
         Invalid("""
 from celery import shared_task
 
@@ -560,9 +660,12 @@ class WorkerSettings:
                        "carries on with it")
         else:
             return  # every read by key is inside a handler that catches its error
+        producer = _producer(ctx, task, fn, param)
+        if producer is None:
+            return  # every producer is the project's own code, passing what it builds itself
         title = task.profile.title if task.profile else ""
         others = len({r[2] for r in reads}) - 1
         more = f" (and {others} other read{'s' if others > 1 else ''})" if others > 0 else ""
         message = (f"{title} task `{task.function.name if task.function else task.name}` reads `{text}`{more} from "
-                   f"{_describe(param)} and nothing validates it: {outcome}; {validation.remedy(task)}")
+                   f"{_describe(param)} and nothing validates it ({producer}): {outcome}; {validation.remedy(task)}")
         ctx.report(task.file, task.anchor, message, statement=task.header)
