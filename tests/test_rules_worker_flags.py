@@ -623,3 +623,28 @@ services:
 """,
     }
     assert _found(tmp_path, files, "QLT704") == []
+
+
+@pytest.mark.parametrize("command,reported", [
+    ("dramatiq proj.actors", True),
+    ("sh -c 'exec dramatiq proj.actors $DRAMATIQ_ARGS'", False),  # may hold -p
+    ("celery -A proj worker", True),
+    ("sh -c 'exec celery -A proj worker $CELERY_ARGS'", False),  # may hold -c or -P
+])
+def test_qlt402_words_qlint_cannot_read_may_size_the_pool(tmp_path, command, reported):
+    files = {"k8s/worker.yaml": f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: worker
+spec:
+  template:
+    spec:
+      containers:
+        - name: worker
+          image: proj
+          command: {command!r}
+          resources:
+            limits:
+              cpu: "2"
+"""}
+    assert bool(_found(tmp_path, files, "QLT402")) is reported

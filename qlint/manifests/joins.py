@@ -137,10 +137,10 @@ def pool_choice(worker, apps: list) -> PoolChoice | None:
     value from the environment, words that may hold other flags (``$EXTRA_ARGS``), or a
     configuration it cannot fully read."""
     cli = worker.command.cli
-    if not cli.kind_flag:
-        return PoolChoice("", "")
     if worker.command.opaque:
         return None
+    if not cli.kind_flag:
+        return PoolChoice("", "")
     flag = worker.command.flags.get(cli.kind_flag)
     if flag is not None:
         value = (flag.value or "").strip()
