@@ -10,9 +10,51 @@ from qlint.frameworks.celery_calls import (
 from qlint.frameworks.django import atomic_block, deferred_by_on_commit, enclosing_function, transaction_names
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit, Fix, Severity
-from qlint.lint.facts import CallFact, FileFacts, FunctionFact
+from qlint.lint.facts import CallFact, FileFacts, FunctionFact, Span
 from qlint.lint.model import Site
 from qlint.lint.registry import Invalid, Rule, Valid, register
+
+
+# A delay long enough for the transaction to commit first.
+MIN_DELAY = 5
+
+
+def _delayed(project, site: Site) -> bool:
+    """The enqueue asks the broker to hold the message: ``countdown`` of ``MIN_DELAY`` s or
+    more, or an ``eta``."""
+    call = site.call
+    if "eta" in call.kwargs:
+        return True
+    countdown = call.kwargs.get("countdown")
+    if countdown is None:
+        return False
+    value = project.fold(countdown.value).value
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= MIN_DELAY
+
+
+def _indent(data: bytes, offset: int) -> int:
+    start = data.rfind(b"\n", 0, offset) + 1
+    line = data[start:]
+    return len(line) - len(line.lstrip(b" \t"))
+
+
+def _work_follows(data: bytes, call: CallFact, opener: Span) -> bool:
+    """A statement runs after ``call`` inside the transaction: a line after the call's statement
+    indented deeper than the ``with`` (or the decorated ``def``) that opened it."""
+    end = (call.statement or call.span).end
+    limit = _indent(data, opener.start)  # the ``with`` line's, or the decorated ``def``'s
+    position = data.find(b"\n", end)
+    while position >= 0:
+        start = position + 1
+        position = data.find(b"\n", start)
+        line = data[start:position if position >= 0 else len(data)]
+        text = line.strip()
+        if not text or text.startswith(b"#"):
+            continue
+        if text.startswith((b")", b"]", b"}")):
+            continue  # the end of a multi-line call
+        return len(line) - len(line.lstrip(b" \t")) > limit
+    return False
 
 
 @register
@@ -92,6 +134,22 @@ class EnqueueInTransaction(Rule):
     frameworks = ("celery", "rq", "dramatiq")
 
     VALID = [
+        Valid("""
+from django.db import transaction
+from celery import shared_task
+
+@shared_task
+def sync_batch(offset):
+    pass
+
+def sync(offset):
+    with transaction.atomic():
+        copy_rows(offset)
+        if offset < 1000:
+            sync_batch.apply_async(kwargs={"offset": offset + 100}, countdown=300)
+    log_done(offset)
+""", note="held 300 s by the broker, and the last thing the transaction does: it cannot run before the commit, "
+          "and nothing after it can roll the transaction back"),
         Valid({
             "proj/__init__.py": "",
             "proj/celery.py": """
@@ -182,6 +240,31 @@ def resend(order_ids):
 """, note="a transaction on a read replica writes nothing the task could miss"),
     ]
     INVALID = [
+        Invalid("""
+from django.db import transaction
+from celery import shared_task
+
+@shared_task
+def notify(order_id):
+    pass
+
+def place(order):
+    with transaction.atomic():
+        notify.apply_async((order.id,), countdown=60)
+        order.save()
+""", expect=10, fixed="""
+from django.db import transaction
+from celery import shared_task
+
+@shared_task
+def notify(order_id):
+    pass
+
+def place(order):
+    with transaction.atomic():
+        transaction.on_commit(lambda: notify.apply_async((order.id,), countdown=60))
+        order.save()
+""", note="a countdown, but the save after it can still roll the transaction back"),
         Invalid({
             "proj/__init__.py": "",
             "proj/celery.py": """
@@ -370,6 +453,10 @@ def place_order(cart):
             fn = enclosing_function(site)
             block = atomic_block(project, call, fn, ctx.source(site.file).utf8)
             if block is None or self._deferred(ctx, site.file, call, fn):
+                continue
+            if _delayed(project, site) and not _work_follows(ctx.source(site.file).utf8, call, block[1]):
+                # It cannot start before the commit, and nothing after it in the transaction can
+                # roll the transaction back: only a failing COMMIT could, which no remedy changes.
                 continue
             fix, remedy = self._fix(ctx, site, call)
             self._report(ctx, site.file, call, f"`{call.dotted}(...)`", block, remedy, fix)
