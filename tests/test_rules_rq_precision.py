@@ -334,7 +334,8 @@ from rq import Queue
 from shop.models import Order
 
 def notify(order):
-    pass
+    order.notified = True
+    order.save()
 """
 
 
@@ -410,7 +411,7 @@ local = RedisHuey("local", immediate=True)
 
 @huey.task()
 def receipt(order: Order):
-    pass
+    order.save()
 
 @signed.task()
 def invoice(order: Order):
@@ -419,12 +420,17 @@ def invoice(order: Order):
 @local.task()
 def refund(order: Order):
     pass
+
+@huey.task()
+def export(order: Order):
+    render(order)
 """,
     }
     got = {row: msg for _, row, msg in _found(tmp_path, files, "QLT603")}
     assert "pickle ships a copy of the row" in got[10]
     assert "a JSON serializer cannot encode it" in got[14]  # a serializer qlint does not know
     assert "pickle ships" not in got[18]  # immediate mode calls the task in place: no copy is made
+    assert 22 not in got  # pickle, and the task only reads its copy
 
 
 def test_an_enqueued_function_is_listed_on_the_queue_it_is_enqueued_on(tmp_path):

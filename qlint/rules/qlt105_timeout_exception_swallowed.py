@@ -12,8 +12,9 @@ from qlint.lint.facts import FileFacts, FunctionFact, HandlerFact
 from qlint.lint.model import Project, Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.lint.source import SourceFile
+from qlint.lint.trees import Trees
 from qlint.rules._common import number_text, task_functions, where
-from qlint.rules.qlt305_task_failure_swallowed import Flow, Trees, handler_flow
+from qlint.rules.qlt305_task_failure_swallowed import Flow, handler_flow
 
 BROAD = frozenset({"builtins.Exception", "builtins.BaseException"})
 

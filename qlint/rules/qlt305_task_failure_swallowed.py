@@ -11,13 +11,13 @@ from qlint.frameworks.celery_failures import SENTRY_INIT, failure_sinks
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.extract import dotted_name as _dotted
-from qlint.lint.extract import parse
 from qlint.lint.facts import FileFacts, FunctionFact, HandlerFact, Span, Value
 from qlint.lint.model import Project, Task
 from qlint.lint.prefilter import Seed
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.lint.scan import header_colon as _structural_colon
 from qlint.lint.source import SourceFile
+from qlint.lint.trees import Trees
 from qlint.rules._common import task_functions, where
 
 BROAD = frozenset({"builtins.Exception", "builtins.BaseException"})
@@ -37,30 +37,6 @@ def header_colon(data: bytes, start: int) -> int:
 # QLT105 and QLT305 split the catch-all clauses of a task between them by one question: does
 # the task end once the clause has run? Both ask ``handler_flow``, so that no clause is ever
 # reported by both.
-
-class Trees:
-    """CPython trees of the files a rule reads, parsed once per run (None: unreadable)."""
-
-    def __init__(self) -> None:
-        self._trees: dict[str, ast.Module | None] = {}
-
-    def function(self, src: SourceFile, fn: FunctionFact) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
-        key = str(src.path)
-        if key not in self._trees:
-            try:
-                self._trees[key] = parse(src)
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
-                self._trees[key] = None  # syntax only libcst reads: qlint cannot follow the clause
-        tree = self._trees[key]
-        if tree is None:
-            return None
-        row = src.row_of(fn.def_start)
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno == row and \
-                    node.name == fn.name:
-                return node
-        return None
-
 
 LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
 import ast
-import bisect
 import math
 import re
-from functools import lru_cache
 
 from qlint.frameworks import validation
 from qlint.lint.context import RuleContext
@@ -12,6 +10,8 @@ from qlint.lint.diagnostics import Severity
 from qlint.lint.facts import FunctionFact, Param
 from qlint.lint.model import Project, Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
+from qlint.lint.source import SourceFile
+from qlint.lint.trees import Trees, own_nodes
 from qlint.rules._common import number_text, retries_after, task_functions
 
 # Builtins that do no work a failed task would leave half done (conversions, checks, lookups).
@@ -25,34 +25,6 @@ PURE_BUILTINS = frozenset({
 CATCHES_READ_ERRORS = frozenset({"Exception", "BaseException", "LookupError", "KeyError", "TypeError"})
 
 
-@lru_cache(maxsize=16)
-def _tree(src: bytes) -> tuple[ast.Module, tuple[int, ...]] | None:
-    try:
-        tree = ast.parse(src)
-    except (SyntaxError, ValueError):
-        return None
-    starts = [0]
-    starts.extend(i + 1 for i, byte in enumerate(src) if byte == 0x0A)
-    return tree, tuple(starts)
-
-
-def _function_node(tree: ast.Module, starts: tuple[int, ...], fn: FunctionFact):
-    row = bisect.bisect_right(starts, fn.def_start)
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno == row and node.name == fn.name:
-            return node
-    return None
-
-
-def _own_nodes(node: ast.AST):
-    """Nodes that run as part of ``node``: not the bodies of nested functions, lambdas or classes."""
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            continue
-        yield child
-        yield from _own_nodes(child)
-
-
 def _handler_catches(handler: ast.ExceptHandler) -> bool:
     """``except:``, ``except Exception`` (or a tuple with it) that does not raise again."""
     if handler.type is None:
@@ -62,17 +34,16 @@ def _handler_catches(handler: ast.ExceptHandler) -> bool:
         names = {t.id if isinstance(t, ast.Name) else t.attr if isinstance(t, ast.Attribute) else "" for t in types}
     if not names & CATCHES_READ_ERRORS:
         return False
-    return not any(isinstance(n, ast.Raise) for stmt in handler.body for n in [stmt, *_own_nodes(stmt)])
+    return not any(isinstance(n, ast.Raise) for stmt in handler.body for n in [stmt, *own_nodes(stmt)])
 
 
 class _Body:
     """Where the task's reads sit in its entry function: whether a read's error is caught, and
     whether work certainly ran before it."""
 
-    def __init__(self, src: bytes, fn: FunctionFact) -> None:
-        parsed = _tree(src)
-        self.node = _function_node(*parsed, fn) if parsed is not None else None
-        self.starts = parsed[1] if parsed is not None else ()
+    def __init__(self, trees: Trees, src: SourceFile, fn: FunctionFact) -> None:
+        self.node = trees.function(src, fn)
+        self.starts = src.line_starts
 
     def _offset(self, node: ast.AST, end: bool = False) -> int:
         if end:
@@ -83,7 +54,7 @@ class _Body:
         """The statement lists of the function: its body and every block nested in it (not in
         nested functions), handlers' bodies included."""
         yield self.node.body
-        for sub in _own_nodes(self.node):
+        for sub in own_nodes(self.node):
             for name in ("body", "orelse", "finalbody"):
                 block = getattr(sub, name, None)
                 if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
@@ -99,7 +70,7 @@ class _Body:
         """Whether a ``KeyError`` at ``offset`` lands in a handler that swallows it (None: unknown)."""
         if self.node is None:
             return None
-        for sub in _own_nodes(self.node):
+        for sub in own_nodes(self.node):
             if isinstance(sub, ast.Try) and any(self._inside(stmt, offset) for stmt in sub.body) and \
                     any(_handler_catches(h) for h in sub.handlers):
                 return True
@@ -117,8 +88,8 @@ class _Body:
                 if not (self._inside(stmt, offset) or any(self._inside(later, offset) for later in block[index + 1:])):
                     continue
                 nested = {id(n) for name in ("body", "orelse", "finalbody", "handlers")
-                          for inner in (getattr(stmt, name, None) or []) for n in [inner, *_own_nodes(inner)]}
-                for sub in [stmt, *_own_nodes(stmt)]:
+                          for inner in (getattr(stmt, name, None) or []) for n in [inner, *own_nodes(inner)]}
+                for sub in [stmt, *own_nodes(stmt)]:
                     if not isinstance(sub, ast.Call) or id(sub) in nested or self._offset(sub, end=True) > offset:
                         continue
                     if isinstance(sub.func, ast.Name) and sub.func.id in PURE_BUILTINS:
@@ -611,6 +582,7 @@ class WorkerSettings:
     ]
 
     def check(self, ctx: RuleContext) -> None:
+        trees = Trees()
         for task in ctx.project.tasks:
             if task.profile is None:
                 continue
@@ -637,10 +609,10 @@ class WorkerSettings:
             reads = [r for r in body.reads if not (r[1] != "subscript" and candidates[r[0]].kind == "kwarg")]
             if not reads:
                 continue
-            self._report(ctx, task, fn, candidates, reads)
+            self._report(ctx, trees, task, fn, candidates, reads)
 
-    def _report(self, ctx: RuleContext, task: Task, fn: FunctionFact, candidates: dict[str, Param], reads) -> None:
-        body = _Body(ctx.source(task.file).utf8, fn)
+    def _report(self, ctx: RuleContext, trees: Trees, task: Task, fn: FunctionFact, candidates: dict[str, Param], reads) -> None:
+        body = _Body(trees, ctx.source(task.file), fn)
         # A read whose error a broad handler swallows does not fail the task.
         failing = [r for r in reads if r[1] == "subscript" and body.caught(r[3]) is False]
         gets = [r for r in reads if r[1] != "subscript"]

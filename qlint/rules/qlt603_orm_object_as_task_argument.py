@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import ast
 import re
 
 from qlint.frameworks.celery_calls import serializer_of, task_arguments, task_serializer
 from qlint.frameworks.django import enclosing_function, model_annotation, model_instance
+from qlint.frameworks.validation import entry_function, message_params
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
-from qlint.lint.facts import Span
+from qlint.lint.facts import FunctionFact, Param, Span, Value
 from qlint.lint.registry import Invalid, Rule, Valid, register
+from qlint.lint.source import SourceFile
+from qlint.lint.trees import Trees, own_nodes
 from qlint.rules._common import task_functions
 
 TEXT_SERIALIZERS = ("json", "msgpack", "yaml", "application/json", "application/x-msgpack")
@@ -22,14 +26,96 @@ def _site_serializer(site) -> str | None:
     return serializer_of(site)
 
 
-def _consequence(serializer: str | None) -> str:
+def _pickled(serializer: str | None) -> bool:
+    return serializer is not None and "pickle" in serializer.lower()
+
+
+def _consequence(serializer: str | None, write: str | None) -> str:
     if serializer is not None and serializer.lower() in TEXT_SERIALIZERS:
         return f"the `{serializer}` serializer cannot encode a model instance, so the enqueue fails"
-    if serializer is not None and "pickle" in serializer.lower():
-        return ("pickle ships a copy of the row as it was at enqueue time, which is stale by the time the task "
-                "runs and overwrites newer data if the task saves it")
+    if _pickled(serializer):
+        return (f"pickle ships a copy of the row as it was at enqueue time, and the task writes to the database "
+                f"from that copy ({write}), undoing or ignoring whatever changed in between")
     return ("a JSON serializer cannot encode it and the enqueue fails; with pickle the task gets a copy of the row "
             "that is stale by the time it runs")
+
+
+# Calls that write rows: on the instance (``order.save()``) or on what it leads to
+# (``field.options.exclude(...).update(...)``), or a session given the instance.
+_WRITES = frozenset({"save", "delete", "update", "asave", "adelete", "aupdate", "bulk_update",
+                     "update_or_create", "aupdate_or_create"})
+_SESSION_WRITES = frozenset({"add", "merge", "delete"})
+
+
+def _root(node: ast.expr) -> str | None:
+    """The name an attribute/call chain starts from: ``order`` for ``order.lines.filter().update``."""
+    while isinstance(node, (ast.Attribute, ast.Call, ast.Subscript)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _chain_text(node: ast.expr) -> str:
+    """``order.lines.filter(...).update(...)``: the chain with its arguments elided."""
+    if isinstance(node, ast.Call):
+        return f"{_chain_text(node.func)}({'...' if node.args or node.keywords else ''})"
+    if isinstance(node, ast.Attribute):
+        return f"{_chain_text(node.value)}.{node.attr}"
+    return ast.unparse(node)
+
+
+def _write_back(trees: Trees, src: SourceFile, fn: FunctionFact, name: str) -> str | None:
+    """Where the task function writes to the database from parameter ``name``'s row
+    (``order.save()`` on line 12), before any ``refresh_from_db()``; None when it does not, or
+    qlint cannot tell (a row handed to other code is not followed)."""
+    node = trees.function(src, fn)
+    if node is None:
+        return None
+    calls = sorted((n for n in own_nodes(node) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset))
+    for call in calls:
+        func = call.func
+        if not isinstance(func, ast.Attribute):
+            continue
+        if func.attr == "refresh_from_db" and isinstance(func.value, ast.Name) and func.value.id == name:
+            return None  # the task reads the row again: what it writes from here on is fresh
+        if func.attr in _WRITES and _root(func.value) == name:
+            return f"`{_chain_text(call)}` on line {call.lineno}"
+        if func.attr in _SESSION_WRITES and any(isinstance(a, ast.Name) and a.id == name for a in call.args):
+            return f"`{_chain_text(func)}({name})` on line {call.lineno}"
+    return None
+
+
+def _bound_param(site, value: Value, params: list[Param]) -> str | None:
+    """The task parameter an enqueue's argument fills, when the call says so plainly."""
+    call = site.call
+    names = {p.name for p in params}
+    positional = [p.name for p in params if p.kind == "positional"]
+
+    def at(index: int) -> str | None:
+        return positional[index] if 0 <= index < len(positional) else None
+
+    for keyword, kw in call.kwargs.items():
+        if kw.value is value:
+            return keyword if keyword in names else None
+        if keyword == "args" and kw.value.kind == "seq":
+            for index, element in enumerate(kw.value.elements):
+                if element is value:
+                    return at(index)
+        if keyword == "kwargs" and kw.value.kind == "dict":
+            for key, item in kw.value.items:
+                if item is value and key.is_const and key.value in names:
+                    return key.value
+    args = list(call.args)
+    if not any(a is value for a in args):
+        return None
+    lead = 0
+    if call.method.startswith("enqueue") and site.task is not None and site.task.function is not None:
+        # RQ's enqueue calls take the callable (enqueue_in/at a time before it) ahead of its arguments
+        target = site.task.function.name
+        lead = next((i + 1 for i, a in enumerate(args) if a.kind == "name" and a.dotted.split(".")[-1] == target),
+                    -1)
+        if lead < 0:
+            return None
+    return at(next(i for i, a in enumerate(args) if a is value) - lead)
 
 
 @register
@@ -46,7 +132,11 @@ class OrmObjectAsTaskArgument(Rule):
     default) a model instance cannot be encoded and the call fails with `EncodeError`; with
     pickle (RQ's default) the worker gets a copy of the row as it was when the task was
     enqueued. By the time the task runs the row may have changed or been deleted, and a
-    task that saves its copy overwrites newer data. Celery's guide: "It's almost always
+    task that saves its copy overwrites newer data. Under pickle qlint reports only the
+    tasks that write to the database from their copy themselves (`save()`, `delete()`,
+    `update()` on it or on what it leads to, before any `refresh_from_db()`; a session's
+    `add`/`merge`/`delete` of it): a task that only reads the copy (an export, an e-mail)
+    gets what its producer meant to send. Celery's guide: "It's almost always
     better to re-fetch the object from the database when the task is running instead, as
     using old data may lead to race conditions." Dramatiq's: "send that actor the user's id
     rather than the serialized user."
@@ -225,6 +315,34 @@ def checkout(request, pk):
     return job.status == JobStatus.QUEUED
 """,
         }, note="a model's own `enqueue` and `delay` methods: not RQ's, the row is not a task argument"),
+        Valid({
+            "shop/__init__.py": "",
+            "shop/models.py": """
+from django.db import models
+
+class Project(models.Model):
+    pass
+""",
+            "shop/tasks.py": """
+from celery import shared_task
+from shop.models import Project
+
+@shared_task(serializer="pickle")
+def export(user, project: Project):
+    render(project, user.email)
+
+@shared_task(serializer="pickle")
+def touch(project: Project):
+    project.refresh_from_db()
+    project.save()
+
+def request_export(request, pk):
+    project = Project.objects.get(pk=pk)
+    export.delay(request.user, project)
+    touch.delay(project)
+""",
+        }, note="pickle: a task that only reads its copy (an export), and one that reads the row again before it "
+                "saves"),
     ]
     INVALID = [
         Invalid({
@@ -315,12 +433,17 @@ class Order(Base):
 
 queue = Queue(connection=Redis())
 
+def send_receipt(order):
+    order.receipt_sent = True
+    Session().merge(order)
+
 def checkout(session, pk):
     order = session.get(Order, pk)
     queue.enqueue(send_receipt, order)
     first = session.query(Order).filter_by(paid=True).first()
     queue.enqueue_call(func=send_receipt, args=(first,))
-""", expect=[15, 17], note="RQ with SQLAlchemy"),
+""", expect=[19, 21], message="the task writes to the database from that copy (`Session().merge(order)` on line 15)",
+            note="RQ (pickle) with SQLAlchemy: the job merges its copy into a session"),
         Invalid({
             "shop/__init__.py": "",
             "shop/models.py": """
@@ -396,14 +519,15 @@ huey = RedisHuey("shop")
 
 @huey.task()
 def send_receipt(order: Order):
-    pass
+    order.receipt_sent = True
+    order.save()
 """,
             "shop/jobs.py": """
 from arq.connections import RedisSettings
 from shop.models import Order
 
 async def send_invoice(ctx, order: "Order"):
-    pass
+    await order.lines.filter(sent=False).aupdate(sent=True)
 
 class WorkerSettings:
     functions = [send_invoice]
@@ -433,9 +557,10 @@ from celery import shared_task
 
 @shared_task(serializer="pickle")
 def index_order(order):
-    pass
+    order.indexed_at = now()
+    order.save(update_fields=["indexed_at"])
 """,
-        }, expect=[("shop/signals.py", 8)], message="pickle ships a copy",
+        }, expect=[("shop/signals.py", 8)], message="from that copy (`order.save(...)` on line 6)",
             note="a signal receiver's annotated `instance`; a pickle task"),
         Invalid({
             "shop/__init__.py": "",
@@ -462,23 +587,32 @@ def checkout(pk):
 
     def check(self, ctx: RuleContext) -> None:
         project = ctx.project
+        trees = Trees()
         shown: set[int] = set()  # tasks a call site already reports: their annotation is the same mistake
         for site in project.sites:
             values = task_arguments(site)
             if not values:
                 continue
             fn = enclosing_function(site)
+            serializer = _site_serializer(site)
             for value in values:
                 found = model_instance(project, site.file, fn, value)
                 if found is None:
                     continue
+                write = None
+                if _pickled(serializer):
+                    # A pickled copy harms only a task that writes it back; one that reads it (an
+                    # export, an e-mail) gets what the producer meant to send.
+                    write = self._site_write(ctx, trees, site, value)
+                    if write is None:
+                        continue
                 text = found.text
                 if found.span is not None:
                     text += f" (bound from {found.bound_from} on line {ctx.source(site.file).row_of(found.span.start)})"
                 elif found.bound_from:
                     text += f" ({found.bound_from})"
                 ctx.report(site.file, value.span,
-                           f"{text} is a model instance passed to a task: {_consequence(_site_serializer(site))}; "
+                           f"{text} is a model instance passed to a task: {_consequence(serializer, write)}; "
                            "pass its primary key and fetch the row in the task", statement=site.call.statement)
                 if site.task is not None:
                     shown.add(id(site.task))
@@ -486,6 +620,7 @@ def checkout(pk):
             if id(task) in shown:
                 continue  # one mistake, one finding: the call that passes the instance says it
             src = ctx.source(task.file)
+            serializer = task_serializer(task)
             for fn in task_functions(project, task):
                 if task.cls is not None and fn.name != "run":
                     continue
@@ -495,13 +630,25 @@ def checkout(pk):
                     model = model_annotation(project, task.file, param)
                     if model is None:
                         continue
+                    write = _write_back(trees, src, fn, param.name) if _pickled(serializer) else None
+                    if _pickled(serializer) and write is None:
+                        continue
                     span = _param_span(src.utf8, fn.def_start, fn.header.end, param.name)
                     if span is None:
                         continue
                     ctx.report(task.file, span,
                                f"Parameter `{param.name}` of task `{task.name}` is annotated with the model `{model}`, "
-                               f"so callers pass a model instance: {_consequence(task_serializer(task))}; take its "
+                               f"so callers pass a model instance: {_consequence(serializer, write)}; take its "
                                "primary key and fetch the row in the task", statement=task.header)
+
+    @staticmethod
+    def _site_write(ctx: RuleContext, trees: Trees, site, value: Value) -> str | None:
+        task = site.task
+        fn = entry_function(task) if task is not None else None
+        if fn is None:
+            return None
+        name = _bound_param(site, value, message_params(task, fn))
+        return _write_back(trees, ctx.source(task.file), fn, name) if name else None
 
 
 def _param_span(data: bytes, start: int, end: int, name: str) -> Span | None:
