@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from qlint.frameworks.celery_calls import (
     after_commit_method,
     canvas_sends,
@@ -19,16 +21,24 @@ from qlint.lint.registry import Invalid, Rule, Valid, register
 MIN_DELAY = 5
 
 
-def _delayed(project, site: Site) -> bool:
+def _delayed(project, site: Site, fn: FunctionFact | None) -> bool:
     """The enqueue asks the broker to hold the message: ``countdown`` of ``MIN_DELAY`` s or
-    more, or an ``eta``."""
+    more, or an ``eta``. A countdown passed in as a parameter of the enclosing function (a batch
+    task scheduling its next batch with ``countdown=countdown``) is judged by its default."""
     call = site.call
     if "eta" in call.kwargs:
         return True
     countdown = call.kwargs.get("countdown")
     if countdown is None:
         return False
-    value = project.fold(countdown.value).value
+    written = countdown.value
+    if written.kind == "name" and fn is not None and written.dotted not in fn.assigned:
+        param = next((p for p in fn.params if p.name == written.dotted), None)
+        if param is not None:
+            if param.default is None:
+                return False
+            written = param.default
+    value = project.fold(written).value
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= MIN_DELAY
 
 
@@ -36,6 +46,12 @@ def _indent(data: bytes, offset: int) -> int:
     start = data.rfind(b"\n", 0, offset) + 1
     line = data[start:]
     return len(line) - len(line.lstrip(b" \t"))
+
+
+# Statements after the enqueue that cannot fail the transaction: one-line log calls and
+# leaving the block.
+_INERT = re.compile(rb"^(?:(?:return|pass|break|continue)(?:\s+None)?\s*$|"
+                    rb"(?:self\.)?_?(?:log|LOG)\w*\.(?:debug|info|warning|warn|error|exception|critical)\(.*\)\s*$)")
 
 
 def _work_follows(data: bytes, call: CallFact, opener: Span) -> bool:
@@ -53,7 +69,11 @@ def _work_follows(data: bytes, call: CallFact, opener: Span) -> bool:
             continue
         if text.startswith((b")", b"]", b"}")):
             continue  # the end of a multi-line call
-        return len(line) - len(line.lstrip(b" \t")) > limit
+        if len(line) - len(line.lstrip(b" \t")) <= limit:
+            return False
+        if _INERT.match(text):
+            continue  # a log line, or leaving the block: nothing that can roll the transaction back
+        return True
     return False
 
 
@@ -150,6 +170,20 @@ def sync(offset):
     log_done(offset)
 """, note="held 300 s by the broker, and the last thing the transaction does: it cannot run before the commit, "
           "and nothing after it can roll the transaction back"),
+        Valid("""
+from django.db import transaction
+from celery import shared_task
+
+@shared_task
+def sync_batch(offset=0, countdown=300):
+    with transaction.atomic():
+        copy_rows(offset)
+        if offset < 1000:
+            sync_batch.apply_async(kwargs={"offset": offset + 100, "countdown": countdown}, countdown=countdown)
+        logger.info("copied %s", offset)
+        return
+""", note="a batch task passing on its own countdown parameter: judged by its default (300 s); only a log line "
+          "and a return follow"),
         Valid({
             "proj/__init__.py": "",
             "proj/celery.py": """
@@ -265,6 +299,33 @@ def place(order):
         transaction.on_commit(lambda: notify.apply_async((order.id,), countdown=60))
         order.save()
 """, note="a countdown, but the save after it can still roll the transaction back"),
+        Invalid("""
+from django.db import transaction
+from celery import shared_task
+
+@shared_task
+def notify(order_id):
+    pass
+
+def place(order, delay, wait=0):
+    with transaction.atomic():
+        order.save()
+        notify.apply_async((order.id,), countdown=delay)
+        notify.apply_async((order.id,), countdown=wait)
+""", expect=[11, 12], fixed="""
+from django.db import transaction
+from celery import shared_task
+
+@shared_task
+def notify(order_id):
+    pass
+
+def place(order, delay, wait=0):
+    with transaction.atomic():
+        order.save()
+        transaction.on_commit(lambda: notify.apply_async((order.id,), countdown=delay))
+        transaction.on_commit(lambda: notify.apply_async((order.id,), countdown=wait))
+""", note="a countdown parameter with no default, or a default of 0: the message may go at once"),
         Invalid({
             "proj/__init__.py": "",
             "proj/celery.py": """
@@ -454,7 +515,7 @@ def place_order(cart):
             block = atomic_block(project, call, fn, ctx.source(site.file).utf8)
             if block is None or self._deferred(ctx, site.file, call, fn):
                 continue
-            if _delayed(project, site) and not _work_follows(ctx.source(site.file).utf8, call, block[1]):
+            if _delayed(project, site, fn) and not _work_follows(ctx.source(site.file).utf8, call, block[1]):
                 # It cannot start before the commit, and nothing after it in the transaction can
                 # roll the transaction back: only a failing COMMIT could, which no remedy changes.
                 continue
