@@ -596,6 +596,10 @@ class TaskFailureSwallowed(Rule):
     - anything else the clause does besides logging: an alert, a failure status saved on a
       model, a call handed the exception.
 
+    A clause whose log calls are all below WARNING (`log.info("could not delete %s", path,
+    exc_info=True)`, `logger.debug(...)`) is not reported either: its author chose to treat
+    the failure as routine (a best-effort clean-up), and says so in the level.
+
     ## Example
     ```python
     from celery import shared_task
@@ -686,6 +690,16 @@ def sync_customer(customer_id):
         logger.exception("sync failed for %s", customer_id)
         raise
 """, note="logs and re-raises"),
+        Valid("""
+from celery import shared_task
+
+@shared_task
+def remove_paths(paths):
+    try:
+        storage.delete_paths(paths)
+    except Exception:
+        log.info("could not delete %s", paths, exc_info=True)
+""", note="logged at info: a failure the author expects (a best-effort clean-up)"),
         Valid("""
 from celery import shared_task
 
@@ -1115,6 +1129,8 @@ def delete_documents(ids):
                     if error_payload(body, flow.node.name):
                         continue  # the failure is the task's result
                     level = max_log_level(body)
+                    if level is not None and 0 < level < LEVEL_NAMES["WARNING"]:
+                        continue  # logged at debug or info on purpose: a failure the author expects
                     if level is not None and level > 0:
                         if capture is None:
                             capture = log_capture(project, ctx.settings.root)
