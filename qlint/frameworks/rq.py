@@ -323,14 +323,24 @@ def _constructed(project: Project, facts: FileFacts, call: CallFact, target: str
         timeout = _seconds(written)
         if timeout.value == 0 or written.value is None:
             timeout = _class_timeout(project, target)
-    serializer = _written(project, facts, call, "serializer", 5)
-    if serializer is None:
-        chosen = Resolved(UNKNOWN, f"`**` in `{call.dotted}(...)`") if call.has_star else Resolved("pickle", "default")
-    else:
-        chosen = Resolved(_serializer_name(project, serializer), serializer.source, None, facts)
+    chosen = _queue_serializer(project, facts, call)
     name = call.kwargs["name"].value if "name" in call.kwargs else call.args[0] if call.args else None
     folded = project.fold(name).value if name is not None else "default"
     return QueueRef(timeout, chosen, folded if isinstance(folded, str) else UNKNOWN)
+
+
+def _queue_serializer(project: Project, facts: FileFacts, call: CallFact) -> Resolved:
+    """The serializer of ``Queue(name, connection, default_timeout, is_async, job_class,
+    serializer, ...)``: pickle unless one is written; none for a synchronous queue."""
+    synchronous = _written(project, facts, call, "is_async", 3)
+    if synchronous is not None and synchronous.value is False:
+        # ``run_sync``: the job runs in the calling process on the arguments it was given; no
+        # worker ever reads it back from the broker.
+        return Resolved(None, "`is_async=False`: jobs run in the calling process")
+    serializer = _written(project, facts, call, "serializer", 5)
+    if serializer is None:
+        return Resolved(UNKNOWN, f"`**` in `{call.dotted}(...)`") if call.has_star else Resolved("pickle", "default")
+    return Resolved(_serializer_name(project, serializer), serializer.source, serializer.keyword, facts)
 
 
 def _written(project: Project, facts: FileFacts, call: CallFact, option: str, position: int) -> Resolved | None:
@@ -629,8 +639,11 @@ def _queue_sites(project: Project) -> list[Site]:
             if timeout is not None and kind == "queue":
                 site.norm["time_limit"] = _seconds(timeout)  # 0 falls back to 180 s: not rejected
             # Worker(queues, name, default_result_ttl, connection, ..., serializer) is keyword-only in practice.
-            serializer = _written(project, facts, call, "serializer", 5) if kind == "queue" else \
-                site.options.get("serializer")
+            if kind == "queue":
+                site.norm["serializer"] = _queue_serializer(project, facts, call)
+                sites.append(site)
+                continue
+            serializer = site.options.get("serializer")
             if serializer is None:
                 site.norm["serializer"] = Resolved("pickle" if not call.has_star else UNKNOWN, "default")
             else:

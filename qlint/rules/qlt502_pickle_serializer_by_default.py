@@ -157,7 +157,8 @@ class PickleSerializerByDefault(Rule):
       on the command, wherever it is written (Kubernetes, compose, Procfiles, shell scripts); when
       the code builds a queue the worker consumes with a serializer of its own, the message says
       that its jobs cannot be read by the worker. `rq worker --serializer
-      rq.serializers.JSONSerializer` (`-S json` from RQ 2.9) is not reported.
+      rq.serializers.JSONSerializer` (`-S json` from RQ 2.9) is not reported, nor is a queue
+      built with `is_async=False` (RQ runs each job in the calling process).
     - Huey: a `Huey`/`RedisHuey`/`SqliteHuey`/`PriorityRedisHuey`/`FileHuey` instance without
       `serializer=` (Huey's `Serializer` pickles). `huey = RedisHuey("app")` is reported;
       `RedisHuey("app", serializer=SignedSerializer(secret=KEY))` is not. Instances whose
@@ -307,6 +308,17 @@ scratch = RedisHuey("scratch", storage_class=MemoryStorage)
 def resize(image_id):
     pass
 """, note="Huey instances whose messages never leave the process: immediate mode, BlackHoleHuey, MemoryStorage"),
+        Valid("""
+from redis import Redis
+from rq import Queue
+
+def run_now(name, *args):
+    queue = Queue(name, connection=Redis(), is_async=False)
+    return queue.enqueue_call(name, args=args)
+
+def run_inline(name):
+    return Queue(name, Redis(), None, False).enqueue(name)
+""", note="RQ queues with `is_async=False` run each job in the calling process: no worker reads it back"),
         Valid("""
 from typing import Optional, Protocol, Sequence
 
