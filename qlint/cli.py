@@ -32,7 +32,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fail(message: str) -> int:
-    print(f"qlint: error: {message}", file=sys.stderr)
+    for line in message.splitlines() or [""]:
+        print(f"qlint: error: {line}", file=sys.stderr)
     return 2
 
 

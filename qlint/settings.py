@@ -1,4 +1,5 @@
-"""Configuration: ``[tool.qlint]`` in pyproject.toml, or ``qlint.toml`` / ``.qlint.toml``.
+"""Configuration: ``[tool.qlint]`` in pyproject.toml, ``qlint.toml`` / ``.qlint.toml``, or a
+``[qlint]`` section of ``setup.cfg`` / ``tox.ini`` (as flake8 reads its own).
 
 Every key is defined once in ``OPTIONS`` with its type, default and documentation; the
 loader validates against it and the configuration reference in ``docs/`` is generated
@@ -7,6 +8,8 @@ from it, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import configparser
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,7 +20,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-CONFIG_FILENAMES = (".qlint.toml", "qlint.toml", "pyproject.toml")
+CONFIG_FILENAMES = (".qlint.toml", "qlint.toml", "pyproject.toml", "setup.cfg", "tox.ini")
+INI_FILENAMES = ("setup.cfg", "tox.ini")
 OUTPUT_FORMATS = ("full", "concise", "json", "json-lines", "github", "sarif")
 
 
@@ -200,8 +204,61 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
 
 
+def _read_ini(path: Path) -> dict | None:
+    """The ``[qlint]`` section of a ``setup.cfg``/``tox.ini`` as a table of TOML-typed values
+    (lists split on commas and new lines, as flake8 reads its own), or None without one."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: configuration is not UTF-8 text") from exc
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: invalid INI: {str(exc).splitlines()[0]}") from exc
+    if not parser.has_section("qlint"):
+        return None
+    by_key = {o.key: o for o in OPTIONS}
+    table: dict[str, Any] = {}
+    for key, raw in parser.items("qlint"):
+        option = by_key.get(key) or by_key.get(key.replace("_", "-"))
+        table[key] = _ini_value(option, raw) if option is not None else raw
+    return table
+
+
+_INI_ITEMS = re.compile(r"[,\s]+")
+
+
+def _ini_value(option: Option, raw: str) -> Any:
+    text = raw.strip()
+    if option.parse in (_str_list, _code_list):
+        return [item for item in _INI_ITEMS.split(text) if item]
+    if option.parse is _per_file_ignores:  # flake8's ``glob: CODE, CODE`` lines
+        table: dict[str, list[str]] = {}
+        for line in text.splitlines():
+            glob, colon, codes = line.strip().rpartition(":")
+            if not colon or not glob.strip():
+                return text  # not that shape: the option's own check says what is wrong
+            table.setdefault(glob.strip(), []).extend(c for c in _INI_ITEMS.split(codes) if c)
+        return table
+    if option.parse is _bool:
+        lowered = text.lower()
+        return configparser.ConfigParser.BOOLEAN_STATES.get(lowered, text)
+    if option.parse in (_positive_int, _non_negative_int, _positive_number):
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                continue
+    return text
+
+
 def table_of(path: Path) -> dict | None:
     """The qlint table of a configuration file, or None when the file has none."""
+    if path.name in INI_FILENAMES:
+        return _read_ini(path)
     data = _read_toml(path)
     if path.name == "pyproject.toml":
         tool = data.get("tool", {})
@@ -217,17 +274,26 @@ def table_of(path: Path) -> dict | None:
 
 
 def parse_table(table: dict, path: Path) -> Settings:
+    """Settings from a qlint table; every bad key and value is reported at once."""
     by_key = {o.key: o for o in OPTIONS}
     values: dict[str, Any] = {}
+    problems: list[str] = []
+    unknown: list[str] = []
     for key, raw in table.items():
         option = by_key.get(key) or by_key.get(str(key).replace("_", "-"))
         if option is None:
-            known = ", ".join(sorted(by_key))
-            raise ConfigError(f"{path}: unknown configuration key `{key}` (known keys: {known})")
+            unknown.append(f"`{key}`")
+            continue
         try:
             values[option.attr] = option.parse(key, raw)
         except ValueError as exc:
-            raise ConfigError(f"{path}: invalid value for `{key}`: {exc} (got {raw!r})") from exc
+            problems.append(f"{path}: invalid value for `{key}`: {exc} (got {raw!r})")
+    if unknown:
+        known = ", ".join(sorted(by_key))
+        noun = "key" if len(unknown) == 1 else "keys"
+        problems.insert(0, f"{path}: unknown configuration {noun} {', '.join(unknown)} (known keys: {known})")
+    if problems:
+        raise ConfigError("\n".join(problems))
     return Settings(config_path=path, root=path.parent.resolve(), **values)
 
 
@@ -239,7 +305,7 @@ def find_config(start: Path) -> Path | None:
         for name in CONFIG_FILENAMES:
             candidate = candidate_dir / name
             if candidate.is_file():
-                if name == "pyproject.toml" and table_of(candidate) is None:
+                if name in ("pyproject.toml", *INI_FILENAMES) and table_of(candidate) is None:
                     continue
                 return candidate
     return None

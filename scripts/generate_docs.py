@@ -187,14 +187,22 @@ def configuration_page() -> str:
            f"folder when there is none or it does not exist) and, in each folder, looks for {names}, "
            "in that order. The first file found "
            "is used, alone: files are not merged. A `pyproject.toml` counts only when it has a "
-           "`[tool.qlint]` table. In `qlint.toml` and `.qlint.toml` the keys are written at the "
+           "`[tool.qlint]` table, a `setup.cfg` or `tox.ini` only when it has a `[qlint]` section. "
+           "In `qlint.toml` and `.qlint.toml` the keys are written at the "
            "top level (a `[tool.qlint]` table there works too). With no file, the defaults below "
-           "apply.", "",
+           "apply, and the project's root is the repository holding the first path (the nearest "
+           "folder above it with `.git`).", "",
+           "In `setup.cfg` and `tox.ini` the keys are written as flake8 writes its own: a list is "
+           "split on commas and new lines, a boolean is `true`/`false` (or `yes`/`no`, `1`/`0`), "
+           "and `per-file-ignores` is one `glob: CODE, CODE` per line.", "",
+           code_block("[qlint]\nselect = QLT\nignore = QLT205\nper-file-ignores =\n    scripts/*.py: QLT1",
+                      "ini"), "",
            "`--config PATH` uses that file instead and skips the search. Patterns (`exclude`, "
            "`extend-exclude`, `per-file-ignores`) are relative to the folder of the configuration "
            "file (the current folder when there is none).", "",
            "Keys are kebab-case (`snake_case` spellings are accepted). An unknown key or a value "
-           "of the wrong type is an error (exit code 2). On the command line, `--select` replaces "
+           "of the wrong type is an error (exit code 2); every such problem in the file is reported at "
+           "once. On the command line, `--select` replaces "
            "`select`, `--extend-select` and `--ignore` add to the configured lists, and "
            "`--unsafe-fixes` / `--output-format` override their settings.", "",
            code_block('[tool.qlint]\nselect = ["QLT"]\nignore = ["QLT205"]', "toml"), "",

@@ -390,6 +390,41 @@ def test_config_found_walking_up(project):
     assert "selct" in res.err and str(project / "pyproject.toml") in res.err
 
 
+@pytest.mark.parametrize("name", ["setup.cfg", "tox.ini"])
+def test_ini_section_configures_qlint(project, name):
+    """A ``[qlint]`` section of setup.cfg or tox.ini, written as flake8 reads its own: lists split
+    on commas and new lines, ``glob: codes`` lines for per-file-ignores."""
+    write(project, {name: "[flake8]\nmax-line-length = 100\n\n[qlint]\nselect = QLT1,\n    QLT5\n"
+                          "ignore = QLT101\nper-file-ignores =\n    proj/other.py: QLT1\nunsafe_fixes = no\n"})
+    res = qlint(project / "proj", "check", "--output-format", "json")
+    assert codes_of(res) == [("celery.py", 4, "QLT501")]
+    write(project, {name: "[qlint]\nselect = QLT5\nper-file-ignores =\n    proj/tasks.py: QLT1\n"
+                          "    proj/celery.py: QLT502, QLT501\n"})
+    assert codes_of(qlint(project, "check", "--output-format", "json")) == []
+    write(project, {name: "[qlint]\nselect = QLT5\nbogus = 1\nmax-retries = x\n"})
+    res = qlint(project, "check")
+    assert res.rc == 2 and name in res.err
+    assert "`bogus`" in res.err and "`max-retries`" in res.err  # every problem, not only the first
+
+
+@pytest.mark.parametrize("name", ["setup.cfg", "tox.ini"])
+def test_ini_without_qlint_section_is_skipped(project, name):
+    write(project, {"qlint.toml": 'select = ["QLT5"]\n', f"proj/{name}": "[flake8]\nmax-line-length = 99\n"})
+    res = qlint(project / "proj", "check", "--output-format", "json")
+    assert codes_of(res) == [("celery.py", 4, "QLT501")]
+    write(project, {f"proj/{name}": "[qlint\nselect = QLT1\n"})
+    res = qlint(project / "proj", "check")
+    assert res.rc == 2 and "invalid INI" in res.err
+
+
+def test_several_bad_keys_are_all_reported(project):
+    write(project, {"pyproject.toml": '[tool.qlint]\nselct = ["QLT5"]\nignor = []\nmax-retries = -1\n'})
+    res = qlint(project, "check")
+    assert res.rc == 2
+    assert "`selct`" in res.err and "`ignor`" in res.err and "`max-retries`" in res.err
+    assert all(line.startswith("qlint: error: ") for line in res.err.splitlines())
+
+
 def test_pyproject_without_qlint_table_is_skipped(project):
     write(project, {"qlint.toml": 'select = ["QLT5"]\n', "proj/pyproject.toml": '[tool.black]\nline-length = 99\n'})
     res = qlint(project / "proj", "check", "--output-format", "json")
