@@ -386,3 +386,48 @@ def test_reading_leaves_no_reference_cycles():
     finally:
         if enabled:
             gc.enable()
+
+
+def test_a_module_read_in_pieces_reads_as_read_whole(monkeypatch):
+    """Large modules are parsed a piece at a time (``chunks``): every one of qlint's own sources,
+    and a module whose cuts fall beside decorators, strings and brackets spanning def lines,
+    record the same facts as when read whole."""
+    from qlint.lint import chunks
+
+    tricky = textwrap.dedent('''
+        from celery import shared_task
+        DOC = """
+        def not_a_def():
+            pass
+        """
+        CALL = dict(
+        a=1,
+        )
+
+        @shared_task(
+            time_limit=60,
+        )
+        @other
+        def first(x):
+            return DOC
+
+        class Holder:
+            def method(self):
+                return 1
+
+        def second(): return CALL
+        ''' * 3).lstrip()
+    files = [(p, p.read_bytes()) for p in sorted((ROOT / "qlint").rglob("*.py"))]
+    files.append((Path("tricky.py"), tricky.encode()))
+    cut = 0
+    for path, data in files:
+        src = SourceFile.from_bytes(path, data)
+        whole = extract.extract(src, "m", False)
+        monkeypatch.setattr(chunks, "THRESHOLD", 0)
+        monkeypatch.setattr(chunks, "PIECE", 64)
+        pieces = chunks.pieces_of(data, str(path))
+        in_pieces = extract.extract(src, "m", False)
+        monkeypatch.undo()
+        cut += pieces is not None and len(pieces) > 2
+        assert _diff(whole, in_pieces) is None, path
+    assert cut > 50  # most modules were really cut

@@ -21,7 +21,6 @@ whether a read is a dictionary lookup and whether a check guards it.
 from __future__ import annotations
 
 import ast
-import bisect
 import ipaddress
 import os
 import re
@@ -30,9 +29,10 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from qlint.lint.extract import dotted_name as _dotted
-from qlint.lint.scan import line_starts
 from qlint.lint.facts import CallFact, FileFacts, FunctionFact, Param, Value
 from qlint.lint.model import App, Project, Task
+from qlint.lint.source import SourceFile
+from qlint.lint.trees import Trees
 
 # ---------------------------------------------------------------------------------------
 # Frameworks: who fills which parameter, who validates arguments
@@ -280,20 +280,15 @@ class BodyFacts:
     validation: str = ""  # how the task validates, for notes ("" when it does not)
 
 
-def analyse_task(src_utf8: bytes, candidates: list[str], functions: list[FunctionFact]) -> BodyFacts:
+def analyse_task(trees: Trees, src: SourceFile, candidates: list[str], functions: list[FunctionFact]) -> BodyFacts:
     """Reads by key of the ``candidates`` in the entry function, and any validation in ``functions``."""
     out = BodyFacts()
-    tree = _parse(src_utf8)
-    if tree is None:
-        out.validation = "unparsable"
-        return out
-    lines = _line_starts(src_utf8)
-    defs = _def_index(src_utf8)
-    nodes = [n for fn in functions if (n := defs.get((bisect.bisect_right(lines, fn.def_start), fn.name)))
-             is not None]
+    nodes = [n for fn in functions if (n := trees.function(src, fn)) is not None]
     if not nodes:
         out.validation = "unknown"
         return out
+    src_utf8 = src.utf8
+    lines = src.line_starts
     entry = nodes[0]
     names = set(candidates)
     all_params = {a.arg for n in nodes for a in _all_args(n)}
@@ -318,38 +313,6 @@ def analyse_task(src_utf8: bytes, candidates: list[str], functions: list[Functio
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-@lru_cache(maxsize=64)
-def _parse(data: bytes) -> ast.Module | None:
-    try:
-        return ast.parse(data)
-    except (SyntaxError, ValueError):
-        return None
-
-
-@lru_cache(maxsize=64)
-def _line_starts(data: bytes) -> tuple[int, ...]:
-    return tuple(line_starts(data))
-
-
-@lru_cache(maxsize=64)
-def _def_index(data: bytes) -> dict[tuple[int, str], ast.AST]:
-    """Every ``def`` of the module by (line of the ``def``, name): one walk per module, not per task."""
-    tree = _parse(data)
-    if tree is None:
-        return {}
-    found: dict[tuple[int, str], ast.AST] = {}
-    stack: list[ast.AST] = [tree]
-    while stack:  # statements only: a ``def`` is never inside an expression
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            found[(node.lineno, node.name)] = node
-        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
-            children = getattr(node, name, None)
-            if isinstance(children, list):
-                stack.extend(c for c in children if isinstance(c, (ast.stmt, ast.excepthandler, ast.match_case)))
-    return found
 
 
 def _all_args(node) -> list[ast.arg]:

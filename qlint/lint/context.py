@@ -10,17 +10,22 @@ from qlint.lint.facts import FileFacts, Span
 from qlint.lint.model import Project
 from qlint.lint.registry import Rule
 from qlint.lint.source import SourceFile
+from qlint.lint.trees import Trees
 from qlint.settings import Settings
 
 
 class RuleContext:
-    def __init__(self, project: Project, sources: dict[str, SourceFile], settings: Settings) -> None:
+    def __init__(self, project: Project, sources: dict[str, SourceFile], settings: Settings,
+                 trees: Trees | None = None) -> None:
         self.project = project
         self.sources = sources
         self.settings = settings
         self.diagnostics: list[Diagnostic] = []
         self.rule: type[Rule] | None = None
         self._seen: set[tuple[str, str, int]] = set()
+        # Function trees the rules read, shared so that each file is parsed once (and, kept by
+        # the linter, once per version of the file over a --fix run's rounds).
+        self.trees = trees if trees is not None else Trees()
 
     def source(self, facts: FileFacts) -> SourceFile:
         return self.sources[facts.path]

@@ -20,14 +20,16 @@ from qlint.lint import extract, parallel, prefilter
 from qlint.lint.cache import FactCache, file_key
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Diagnostic
-from qlint.lint.modules import ModuleNames
 from qlint.lint.facts import FileFacts
 from qlint.lint.model import Project
+from qlint.lint.modules import ModuleNames
 from qlint.lint.noqa import Suppressions
 from qlint.lint.production import GLOB_STYLE, classifier
 from qlint.lint.registry import Rule, all_rules, code_matches
 from qlint.lint.source import SourceFile, UndecodableSource
-from qlint.manifests import collect as manifests, yamldoc
+from qlint.lint.trees import Trees
+from qlint.manifests import collect as manifests
+from qlint.manifests import yamldoc
 from qlint.settings import Settings
 
 FRAMEWORKS = (celery, rq, dramatiq, huey, taskiq, arq)
@@ -99,6 +101,9 @@ class Linter:
         self.sources: dict[str, SourceFile] = {}
         self.facts: dict[str, FileFacts] = {}
         self.modules: dict[str, tuple[Path, bool]] = {}  # module name -> (path, is_package), unparsed ones
+        self._changes = 0  # facts or manifests replaced: a collected model of before is stale
+        self.trees = Trees()
+        self._collected: tuple[tuple, Project] | None = None
         self.errors: list[FileError] = []
         self.checked = 0
         self.from_cache = 0
@@ -186,6 +191,7 @@ class Linter:
             return
         self.manifests[str(path)] = found
         self.sources[str(path)] = src
+        self._changes += 1
 
     def _skippable(self, path: Path, raw: bytes, name: str, is_pkg: bool) -> bool:
         """The prefilter's verdict. A file it would skip but that cannot be decoded (a binary
@@ -316,6 +322,8 @@ class Linter:
         self.sources[key] = src
         self.facts[key] = facts
         self.modules.pop(name, None)
+        self._changes += 1
+        self.trees.forget(key)
         return facts
 
     def _load_module(self, name: str) -> FileFacts | None:
@@ -397,8 +405,24 @@ class Linter:
             self.cache.save()
         return project
 
-    def _collect(self) -> Project:
-        """Frameworks' apps, tasks and sites; manifests' workloads and workers; what the workers change."""
+    def _state(self) -> tuple:
+        return self._changes, len(self.modules), len(self.aliases), len(self.manifests)
+
+    def _collect(self, reuse: bool = False) -> Project:
+        """Frameworks' apps, tasks and sites; manifests' workloads and workers; what the workers change.
+        With ``reuse``, the model the call-site closure last collected is taken when nothing was
+        read since (collecting a generated module's 30,000 tasks twice cost seconds); rules get
+        it once, since they may annotate what they read."""
+        if reuse and self._collected is not None and self._collected[0] == self._state():
+            project = self._collected[1]
+            self._collected = None
+            return project
+        self._collected = None
+        project = self._build()
+        self._collected = (self._state(), project)
+        return project
+
+    def _build(self) -> Project:
         project = self._project()
         for framework in FRAMEWORKS:
             if _used(project, framework):
@@ -418,8 +442,8 @@ class Linter:
 
     # -- linting ---------------------------------------------------------------------
     def lint(self) -> list[Diagnostic]:
-        project = self._collect()
-        ctx = RuleContext(project, self.sources, self.settings)
+        project = self._collect(reuse=True)
+        ctx = RuleContext(project, self.sources, self.settings, self.trees)
         for rule_cls in self.rules:
             if rule_cls in self._late:
                 continue
@@ -479,9 +503,11 @@ class Linter:
 
     def replace_source(self, src: SourceFile) -> None:
         key = str(src.path)
+        self.trees.forget(key)
         if key in self.manifests:
             self.manifests[key] = manifests.read(src)
             self.sources[key] = src
+            self._changes += 1
             return
         old = self.facts.get(key)
         name, is_pkg = (old.module, old.is_package) if old else self._module_name(src.path)

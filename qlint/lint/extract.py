@@ -27,7 +27,7 @@ from qlint.lint.facts import (
     Span,
     Value,
 )
-from qlint.lint import newer_syntax
+from qlint.lint import chunks, newer_syntax
 from qlint.lint.modules import module_name
 from qlint.lint.scan import closing_parens_end, comment_end, header_colon, line_starts, matching_close
 from qlint.lint.source import SourceFile
@@ -914,6 +914,19 @@ def extract(src: SourceFile, module: str | None = None, is_package: bool | None 
     parser nor libcst's (for syntax newer than the running interpreter) can read it."""
     if module is None:
         module, is_package = module_name(src.path)
+    pieces = chunks.pieces_of(src.utf8, str(src.path))
+    if pieces is not None:
+        # A large module is read a piece at a time, so that one piece's tree is alive at once.
+        facts = FileFacts(path=str(src.path), module=module, is_package=bool(is_package))
+        visitor = _Extractor(facts, src.utf8)
+        try:
+            for tree in pieces.trees():
+                visitor.visit_body(tree.body)
+        except (SyntaxError, ValueError):
+            pass  # a piece that does not parse alone: the module is read whole below
+        else:
+            visitor.qualify_all()
+            return facts
     try:
         tree = parse(src)
     except SyntaxError as exc:

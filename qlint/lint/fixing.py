@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qlint.manifests import collect as manifests, yamldoc
-
+from qlint.lint import chunks, extract
 from qlint.lint.diagnostics import Applicability, Diagnostic, Fix
-from qlint.lint import extract
 from qlint.lint.engine import FileError, Linter
 from qlint.lint.source import SourceFile
+from qlint.manifests import collect as manifests
+from qlint.manifests import yamldoc
 
 MAX_ITERATIONS = 10
 
@@ -23,6 +23,25 @@ def _still_parses(before: SourceFile, text: str) -> None:
         except SyntaxError:
             return  # CPython could not read the file before either: libcst judges alone
         raise
+
+
+def _validate(before: SourceFile, text: str, cst) -> None:
+    """Raise when ``text`` no longer parses: with CPython (``_still_parses``) and with libcst, so
+    that the result stays workable for libcst-based codemods. A large module is judged a piece
+    at a time (``chunks``): each piece between top-level statements parses alone exactly when
+    the whole does, and only one piece's trees are alive at once (libcst's tree of a 5 MB
+    module is gigabytes). When some piece does not parse alone, the whole is judged."""
+    pieces = chunks.pieces_of(text.encode("utf-8"), str(before.path))
+    if pieces is not None:
+        try:
+            for index in range(len(pieces)):
+                pieces.parse(index)
+                cst.parse_module(pieces.text(index))
+            return
+        except (SyntaxError, ValueError, cst.ParserSyntaxError):
+            pass
+    _still_parses(before, text)
+    cst.parse_module(text)
 
 
 def threshold(unsafe: bool) -> Applicability:
@@ -134,8 +153,7 @@ def fix_loop(linter: Linter, unsafe: bool, only: set[str] | None = None) -> FixO
                     # CPython's parser is the judge of "still parses" (but for syntax newer than
                     # this interpreter's that only libcst read before the fix); libcst's too, so
                     # the result stays workable for libcst-based codemods.
-                    _still_parses(src, text)
-                    cst.parse_module(text)
+                    _validate(src, text, cst)
                 new_raw = src.encode(new_utf8)
             except (SyntaxError, ValueError, MemoryError, cst.ParserSyntaxError, UnicodeError, RecursionError, yamldoc.Invalid, yamldoc.Skipped) as exc:
                 diags = [d for d, _ in parts if id(d.fix) in chosen]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from qlint.lint.diagnostics import Applicability, Diagnostic, Severity
@@ -32,14 +33,22 @@ def absolute_path(path: Path, root: Path) -> Path:
 
 def relative_to_root(path: Path, root: Path) -> Path | None:
     """``path`` relative to ``root`` when it lies under it, else None (symlinks tried both ways)."""
-    absolute = absolute_path(path, root)
+    return _relative(str(path), str(root))
+
+
+@lru_cache(maxsize=4096)
+def _relative(path: str, root: str) -> Path | None:
+    # Memoized: a generated module can carry tens of thousands of findings in one file.
+    absolute = absolute_path(Path(path), Path(root))
     base = Path(os.path.abspath(root))
-    for candidate, anchor in ((absolute, base), (absolute.resolve(), base.resolve())):
-        try:
-            return candidate.relative_to(anchor)
-        except ValueError:
-            continue
-    return None
+    try:
+        return absolute.relative_to(base)
+    except ValueError:
+        pass
+    try:  # through symlinks
+        return absolute.resolve().relative_to(base.resolve())
+    except ValueError:
+        return None
 
 
 def shown_path(diagnostic: Diagnostic, root: Path) -> str:

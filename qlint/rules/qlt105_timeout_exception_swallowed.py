@@ -12,7 +12,6 @@ from qlint.lint.facts import FileFacts, FunctionFact, HandlerFact
 from qlint.lint.model import Project, Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.lint.source import SourceFile
-from qlint.lint.trees import Trees
 from qlint.rules._common import number_text, task_functions, where
 from qlint.rules.qlt305_task_failure_swallowed import Flow, handler_flow
 
@@ -563,7 +562,7 @@ def refresh(source_id):
     ]
 
     def check(self, ctx: RuleContext) -> None:
-        trees = Trees()
+        trees = ctx.trees
         for task in ctx.project.tasks:
             limit = _timeout_limit(task)
             if limit is None:

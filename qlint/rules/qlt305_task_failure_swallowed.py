@@ -1105,7 +1105,7 @@ def delete_documents(ids):
 
     def check(self, ctx: RuleContext) -> None:
         project = ctx.project
-        trees = Trees()
+        trees = ctx.trees
         capture: LogCapture | None = None
         signals: list[str] | None = None
         for task in project.tasks:

@@ -582,7 +582,7 @@ class WorkerSettings:
     ]
 
     def check(self, ctx: RuleContext) -> None:
-        trees = Trees()
+        trees = ctx.trees
         for task in ctx.project.tasks:
             if task.profile is None:
                 continue
@@ -602,7 +602,7 @@ class WorkerSettings:
             # such as ``on_failure`` that see the arguments after the fact.
             functions = [fn] + [f for f in task_functions(ctx.project, task)
                                 if f is not fn and f.name in fn.self_attrs]
-            body = validation.analyse_task(ctx.source(task.file).utf8, quick, functions)
+            body = validation.analyse_task(trees, ctx.source(task.file), quick, functions)
             if body.validation:
                 continue
             # ``kwargs.get("flag")`` is an optional keyword argument, spelled the long way.

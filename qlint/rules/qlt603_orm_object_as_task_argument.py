@@ -587,7 +587,7 @@ def checkout(pk):
 
     def check(self, ctx: RuleContext) -> None:
         project = ctx.project
-        trees = Trees()
+        trees = ctx.trees
         shown: set[int] = set()  # tasks a call site already reports: their annotation is the same mistake
         for site in project.sites:
             values = task_arguments(site)

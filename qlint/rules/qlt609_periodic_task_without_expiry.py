@@ -459,7 +459,7 @@ def setup(sender, **kwargs):
             fix = self._fix(ctx, e, number_text(interval.seconds))
             if fix is not None:
                 edits.extend(fix.edits)
-        fix = ctx.fix(entry.file, f"Give each entry an `expires` of its interval", edits) if edits else None
+        fix = ctx.fix(entry.file, "Give each entry an `expires` of its interval", edits) if edits else None
         ctx.report(entry.file, entry.anchor,
                    f"{len(found)} beat entries of this schedule run more often than every {number_text(limit)} s "
                    f"with no `expires` ({', '.join(listed)}{more}): while the workers are down or behind, beat keeps "
