@@ -11,10 +11,12 @@ on each project re-parses and converges.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import libcst as cst
 import pytest
-
 from helpers import EVERY_RULE, findings, fix, write_project
+
 from qlint.manifests import collect as manifests
 
 PROJECTS = {
@@ -491,3 +493,33 @@ def test_fixes_reparse_and_converge(tmp_path, framework):
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(src.text)
     assert fix(tmp_path, EVERY_RULE).fixed == {}
+
+
+@pytest.mark.parametrize("framework", sorted(PROJECTS))
+def test_fixes_of_modules_read_in_pieces_match_fixes_read_whole(tmp_path, framework, monkeypatch):
+    """Every module cut into pieces (as modules over 1 MB are): the same fixes, validated a piece at
+    a time, give the same files."""
+    from qlint.lint import chunks
+
+    write_project(tmp_path / "whole", PROJECTS[framework])
+    write_project(tmp_path / "pieces", PROJECTS[framework])
+    whole = fix(tmp_path / "whole", EVERY_RULE)
+    monkeypatch.setattr(chunks, "THRESHOLD", 0)
+    monkeypatch.setattr(chunks, "PIECE", 1)
+    pieces = fix(tmp_path / "pieces", EVERY_RULE)
+    assert {Path(p).relative_to(tmp_path / "whole"): s.text for p, s in whole.fixed.items()} == \
+        {Path(p).relative_to(tmp_path / "pieces"): s.text for p, s in pieces.fixed.items()}
+    assert whole.count == pieces.count
+
+
+def test_a_fix_that_breaks_a_module_read_in_pieces_is_refused(monkeypatch):
+    from qlint.lint import chunks
+    from qlint.lint.fixing import _validate
+    from qlint.lint.source import SourceFile
+
+    monkeypatch.setattr(chunks, "THRESHOLD", 0)
+    monkeypatch.setattr(chunks, "PIECE", 1)
+    before = SourceFile.from_text(Path("m.py"), "def a():\n    pass\n\ndef b():\n    pass\n")
+    _validate(before, "def a():\n    pass\n\ndef b():\n    return 1\n", cst)
+    with pytest.raises((SyntaxError, cst.ParserSyntaxError)):
+        _validate(before, "def a():\n    pass\n\ndef b(:\n    pass\n", cst)
