@@ -1,6 +1,7 @@
 """Time qlint against its peers on real code bases, side by side in one invocation.
 
     python benchmarks/bench.py /path/to/codebase [/path/to/another] [--runs 5] [--bin-dir DIR]
+        [--generated 30000]
 
 For every code base it runs, alternating (one run of each command per round, so that
 machine noise hits every command alike):
@@ -10,7 +11,9 @@ machine noise hits every command alike):
 - ``qlint check`` with one file changed         the cache must re-parse that file only
 - ``ruff check --no-cache --select ALL``        the reference for speed
 - ``ruff check --no-cache --select E9,F``
-- ``flake8``                                    pyflakes + pycodestyle
+- ``flake8`` (its own checks, qlint's plugin not loaded) and ``flake8 --select QLT``
+  (the plugin; flake8 still runs its own checks underneath, whatever ``--select`` says),
+  each with flake8's default ``--jobs`` and with ``--jobs 1``
 - ``fixit lint`` with a rule equivalent to QLT101 (benchmarks/fixit_rules)
 
 and prints each command's median wall time, the ratios qlint / peer, qlint's peak memory
@@ -18,6 +21,10 @@ and prints each command's median wall time, the ratios qlint / peer, qlint's pea
 Peers are looked up in ``--bin-dir`` (default: the folder of this Python), then on PATH;
 a missing peer is reported as such, never silently skipped. A command running longer
 than ``--timeout`` seconds is stopped and reported as timed out.
+
+``--generated N`` also times ``qlint check`` and ``qlint check --fix --unsafe-fixes`` (cold,
+each fix on a fresh copy) on a project whose one module declares N tasks with findings and
+fixes, as code generated from a schema does (30,000 tasks make 5.5 MB).
 """
 
 from __future__ import annotations
@@ -137,7 +144,14 @@ def commands_for(codebase: Path, bin_dir: Path | None) -> tuple[list[Command], l
         missing.append("ruff")
     flake8 = find_tool("flake8", bin_dir)
     if flake8:
-        cmds.append(Command("flake8", [flake8, "--exit-zero", "-q", "."]))
+        python = str(Path(flake8).resolve().parent / "python")
+        own = [python if Path(python).exists() else sys.executable,
+               str(ROOT / "benchmarks" / "flake8_without_qlint.py")]
+        for jobs in ((), ("--jobs", "1")):
+            suffix = " --jobs 1" if jobs else ""
+            cmds.append(Command(f"flake8 own checks{suffix}", [*own, "--exit-zero", "-q", *jobs, "."]))
+            cmds.append(Command(f"flake8 --select QLT{suffix}", [flake8, "--select", "QLT", "--exit-zero", "-q",
+                                                                *jobs, "."]))
     else:
         missing.append("flake8")
     fixit = find_tool("fixit", bin_dir)
@@ -200,10 +214,70 @@ def bench(codebase: Path, runs: int, bin_dir: Path | None, timeout: float) -> st
         if mine not in medians:
             continue
         ratios = [f"{mine} / {peer} = {medians[mine] / medians[peer]:.2f}"
-                  for peer in medians if not peer.startswith("qlint") and medians[peer] > 0]
+                  for peer in medians if not peer.startswith(("qlint", "flake8 --select QLT")) and medians[peer] > 0]
         lines.extend(f"- {r}" for r in ratios)
+    for suffix in ("", " --jobs 1"):
+        plugin, own = medians.get(f"flake8 --select QLT{suffix}"), medians.get(f"flake8 own checks{suffix}")
+        if plugin and own:
+            lines.append(f"- flake8 --select QLT{suffix} / flake8 own checks{suffix} = {plugin / own:.2f}")
     if missing:
         lines.append(f"- not measured (not installed): {', '.join(missing)}")
+    return "\n".join(lines) + "\n"
+
+
+GENERATED_TASK = """
+@app.task(bind=True, max_retries=None)
+def task_{i}(self, payload):
+    try:
+        return payload['value'] + {i}
+    except KeyError as exc:
+        raise self.retry(exc=exc)
+
+"""
+
+
+def write_generated(folder: Path, tasks: int) -> Path:
+    """A project whose one module declares ``tasks`` Celery tasks (5.5 MB for 30,000), each with
+    findings and fixes: the shape of code generated from a schema."""
+    proj = folder / "proj"
+    proj.mkdir(parents=True)
+    (proj / "__init__.py").write_text("")
+    (proj / "celery.py").write_text("from celery import Celery\napp = Celery('proj')\n")
+    body = "".join(GENERATED_TASK.format(i=i) for i in range(tasks))
+    (proj / "generated.py").write_text("from proj.celery import app\n" + body)
+    return folder
+
+
+def bench_generated(tasks: int, runs: int, timeout: float) -> str:
+    """``qlint check`` and ``--fix --unsafe-fixes`` on a generated module, cold, each fix run on a
+    fresh copy."""
+    import tempfile
+
+    qlint = [sys.executable, "-m", "qlint", "check", "--no-cache", "--exit-zero", "--output-format", "concise"]
+    with tempfile.TemporaryDirectory() as tmp:
+        source = write_generated(Path(tmp) / "source", tasks)
+        size = (source / "proj" / "generated.py").stat().st_size
+        target = Path(tmp) / "copy"
+
+        def fresh() -> None:
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target)
+
+        cmds = [Command("qlint check", [*qlint, "."], prepare=fresh),
+                Command("qlint check --fix --unsafe-fixes", [*qlint, "--fix", "--unsafe-fixes", "."], prepare=fresh)]
+        for _ in range(runs):
+            for cmd in cmds:
+                cmd.prepare()
+                cmd.samples.append(run_once(cmd.argv, target, cmd.env, timeout))
+    lines = [f"### a generated module: {tasks} tasks, {size / 1e6:.1f} MB", "",
+             "| command | median s | runs | peak RSS MB |", "|---|---|---|---|"]
+    for cmd in cmds:
+        times = [x.seconds for x in cmd.samples if not x.timed_out]
+        if not times:
+            lines.append(f"| {cmd.name} | timed out (> {timeout:.0f} s) | {len(cmd.samples)} | |")
+            continue
+        rss = max(x.max_rss_kb for x in cmd.samples) / 1024
+        lines.append(f"| {cmd.name} | {statistics.median(times):.2f} | {len(times)} | {rss:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -220,7 +294,9 @@ def machine() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("codebases", nargs="+", type=Path)
+    parser.add_argument("codebases", nargs="*", type=Path)
+    parser.add_argument("--generated", type=int, default=0, metavar="TASKS",
+                        help="also time a generated module with this many tasks (check and --fix)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--bin-dir", type=Path, default=None, help="where ruff, flake8 and fixit are installed")
     parser.add_argument("--timeout", type=float, default=600)
@@ -232,6 +308,9 @@ def main() -> int:
     for codebase in args.codebases:
         print(f"benchmarking {codebase} ...", file=sys.stderr)
         report.append(bench(codebase.resolve(), args.runs, args.bin_dir, args.timeout))
+    if args.generated:
+        print(f"benchmarking a generated module of {args.generated} tasks ...", file=sys.stderr)
+        report.append(bench_generated(args.generated, args.runs, args.timeout))
     text = "\n".join(report)
     print(text)
     if args.output:

@@ -130,3 +130,21 @@ def test_relative_links_resolve(page):
         assert resolved.exists(), f"{page.relative_to(ROOT)}: broken link {target}"
         if anchor and resolved.suffix == ".md":
             assert anchor in _anchors(resolved), f"{page.relative_to(ROOT)}: no heading for {target}"
+
+
+def test_readme_rule_table_matches_the_rules():
+    """README's table of rules: every rule, with its name, frameworks and fix, and nothing else."""
+    import re
+
+    from qlint.lint.registry import all_rules
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (QLT\d{3}) \|.*\|$", readme, flags=re.MULTILINE)
+    table = {m.group(1): m.group(0) for m in re.finditer(r"^\| (QLT\d{3}) \|.*\|$", readme, flags=re.MULTILINE)}
+    expected = {}
+    for rule in all_rules():
+        fix = "yes" if rule.fix_availability in ("Always", "Sometimes") else "-"
+        frameworks = ", ".join(rule.frameworks) if rule.frameworks else "any"
+        expected[rule.code] = f"| {rule.code} | {rule.name} | {frameworks} | {fix}{' (opt-in)' if rule.opt_in else ''} |"
+    assert len(rows) == len(table)
+    assert table == expected
