@@ -15,14 +15,11 @@ import traceback
 from pathlib import Path
 
 from qlint import __version__
+from qlint.errors import UsageError
 from qlint.lint.registry import validate_selector
 from qlint.settings import OUTPUT_FORMATS, ConfigError
 
 SUBCOMMANDS = ("check", "rule", "tasks")
-
-
-class UsageError(Exception):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="The name of the file read from stdin (for excludes, module names and output).")
 
     rule = sub.add_parser("rule", help="Show a rule's documentation.")
-    rule.add_argument("code", nargs="?", help="A rule code such as QLT101.")
+    rule.add_argument("code", nargs="?", help="A rule code or name, such as QLT101 or task-unbounded-runtime.")
     rule.add_argument("--all", action="store_true", help="Show every rule.")
     rule.add_argument("--output-format", choices=("text", "json"), default="text")
 

@@ -1,6 +1,7 @@
 """docs/: the generated pages match the rules and settings, and every relative link resolves."""
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -148,3 +149,52 @@ def test_readme_rule_table_matches_the_rules():
         expected[rule.code] = f"| {rule.code} | {rule.name} | {frameworks} | {fix}{' (opt-in)' if rule.opt_in else ''} |"
     assert len(rows) == len(table)
     assert table == expected
+
+
+def _readme_block(marker: str) -> tuple[str, str]:
+    """The argument of ``<!-- marker: ARG -->`` in README.md and the fenced block under it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(rf"<!-- {marker}: (.+?) -->\n```[a-z]*\n(.*?)```\n", readme, re.DOTALL)
+    assert match, f"README.md has no `<!-- {marker}: ... -->` block"
+    return match.group(1), match.group(2)
+
+
+def test_readme_example_output_is_a_real_run(tmp_path):
+    """README's example output is what ``qlint check`` prints for README's example input."""
+    name, code = _readme_block("example-input")
+    command, shown = _readme_block("example-output")
+    (tmp_path / ".git").mkdir()  # the example's project root
+    target = tmp_path / name
+    target.parent.mkdir(parents=True)
+    target.write_text(code, encoding="utf-8")
+    args = command.split()[1:]
+    assert args[0] == "check"
+    result = subprocess.run([sys.executable, "-m", "qlint", *args, "--no-cache"], cwd=tmp_path,
+                            capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == shown, "README's example output is stale; replace it with:\n" + result.stdout
+
+
+
+def _mkdocs_build(root: Path, site: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
+                          cwd=root, capture_output=True, text=True)
+
+
+def test_docs_site_builds_strict(tmp_path):
+    result = _mkdocs_build(ROOT, tmp_path / "site")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "site" / "rules" / "QLT101" / "index.html").is_file()
+
+
+def test_docs_site_strict_build_fails_on_a_broken_link(tmp_path):
+    """The strict build is a check: a page linking to a page that does not exist fails it."""
+    import shutil
+
+    shutil.copytree(DOCS, tmp_path / "docs")
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    page = tmp_path / "docs" / "configuration.md"
+    page.write_text(page.read_text(encoding="utf-8") + "\nSee [the missing page](missing.md).\n", encoding="utf-8")
+    result = _mkdocs_build(tmp_path, tmp_path / "site")
+    assert result.returncode != 0
+    assert "missing.md" in result.stdout + result.stderr

@@ -114,7 +114,7 @@ def test_qlt301_reported_once_per_app_and_not_for_an_app_without_tasks(tmp_path)
         "b.py": "from celery import Celery\n\nidle = Celery('b')\n",
     }
     assert _rows(tmp_path, "QLT301", files) == [("a.py", 3)]
-    assert all("`worker`" in m for m in _messages(tmp_path, "QLT301"))
+    assert all("`a.worker`" in m for m in _messages(tmp_path, "QLT301"))  # the app's qualified name
 
 
 def test_failure_sinks_are_lenient_about_unreadable_task_queues(tmp_path):

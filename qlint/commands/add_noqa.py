@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qlint.fixers.noqa import add_codes, apply, is_yaml, unfit_rows
+from qlint.lint.atomic import write_source
 from qlint.lint.diagnostics import Diagnostic, Edit
 from qlint.lint.engine import FileError, Linter
-from qlint.lint.atomic import write_source
 from qlint.lint.noqa import Suppressions
 from qlint.lint.source import SourceFile, UndecodableSource
 from qlint.report.output import display, print_errors

@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from qlint.errors import UsageError
+from qlint.lint.atomic import write_source
 from qlint.lint.cache import FactCache
 from qlint.lint.discovery import discover, is_excluded
 from qlint.lint.engine import FileError, Linter
-from qlint.lint.atomic import write_source
 from qlint.lint.fixing import fix_loop
 from qlint.lint.registry import select_rules
 from qlint.lint.source import SourceFile, UndecodableSource
@@ -70,12 +71,8 @@ def run_check(args: argparse.Namespace) -> int:
     stdin_src: SourceFile | None = None
 
     if add_noqa and (fix_mode or STDIN in paths):  # --add-noqa (qlint.commands.add_noqa)
-        from qlint.cli import UsageError
-
         raise UsageError("`--add-noqa` cannot be combined with `--fix`, `--diff` or stdin (`-`)")
     if STDIN in paths and len(paths) > 1:
-        from qlint.cli import UsageError
-
         raise UsageError("`-` (stdin) cannot be combined with other paths")
     stdin_path = None
     if STDIN in paths:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from qlint.errors import UsageError
 from qlint.lint.registry import Rule, all_rules, get_rule
 
 FIX_SENTENCES = {
@@ -45,17 +46,15 @@ def as_json(rule: type[Rule]) -> dict:
 
 
 def run_rule(args: argparse.Namespace) -> int:
-    from qlint.cli import UsageError
-
     if args.all:
         rules = all_rules()
     elif args.code:
         rule = get_rule(args.code)
         if rule is None:
-            raise UsageError(f"unknown rule code `{args.code}` (see `qlint rule --all`)")
+            raise UsageError(f"unknown rule `{args.code}`: give a code or a name (see `qlint rule --all`)")
         rules = [rule]
     else:
-        raise UsageError("give a rule code (e.g. `qlint rule QLT101`) or `--all`")
+        raise UsageError("give a rule code or name (e.g. `qlint rule QLT101`) or `--all`")
     if args.output_format == "json":
         payload = [as_json(r) for r in rules] if args.all else as_json(rules[0])
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")

@@ -105,7 +105,7 @@ def _docs_base() -> str | None:
     from importlib import metadata
 
     try:
-        urls = metadata.metadata("qlint").get_all("Project-URL") or []
+        urls = metadata.metadata("qlint-tasks").get_all("Project-URL") or []
     except metadata.PackageNotFoundError:
         return None
     for entry in urls:
@@ -151,8 +151,12 @@ def all_codes() -> set[str]:
 
 
 def get_rule(code: str) -> type[Rule] | None:
+    """The rule with this code (``QLT101``, any case) or name (``task-unbounded-runtime``)."""
     _load()
-    return _RULES.get(code.upper())
+    found = _RULES.get(code.upper())
+    if found is None:
+        found = next((rule for rule in _RULES.values() if rule.name == code.lower()), None)
+    return found
 
 
 def _matches(selector: str, code: str) -> bool:

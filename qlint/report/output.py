@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+from qlint.errors import UsageError
 from qlint.lint.diagnostics import Diagnostic, Severity
 from qlint.lint.source import Location
 
@@ -43,8 +44,6 @@ def emit(text: str, output_file: Path | None, stream=None) -> None:
             output_file.parent.mkdir(parents=True, exist_ok=True)
             output_file.write_text(text, encoding="utf-8")
         except OSError as exc:
-            from qlint.cli import UsageError
-
             raise UsageError(f"cannot write {output_file}: {exc.strerror or exc}") from exc
         return
     stream = stream or sys.stdout

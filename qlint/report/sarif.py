@@ -25,7 +25,6 @@ from qlint.lint.diagnostics import Diagnostic, Fix, Severity
 from qlint.report._common import absolute_path, relative_to_root
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
-INFORMATION_URI = "https://github.com/qlint/qlint"
 SRCROOT = "%SRCROOT%"
 LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
@@ -103,8 +102,9 @@ def _result(d: Diagnostic, *, index: dict[str, int], root: Path) -> dict:
 def build_sarif(diagnostics: list[Diagnostic], *, rules: dict, root: Path) -> dict:
     ordered = [rules[code] for code in sorted(rules)]
     index = {rule.code: i for i, rule in enumerate(ordered)}
-    driver = {"name": "qlint", "version": qlint.__version__, "informationUri": INFORMATION_URI,
-              "rules": [_descriptor(rule) for rule in ordered]}
+    # No ``informationUri``: qlint has no public home page to name yet, and a made-up one would
+    # send a code-scanning user nowhere.
+    driver = {"name": "qlint", "version": qlint.__version__, "rules": [_descriptor(rule) for rule in ordered]}
     run = {
         "tool": {"driver": driver},
         "originalUriBaseIds": {SRCROOT: {"uri": root_uri(root)}},

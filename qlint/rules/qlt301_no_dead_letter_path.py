@@ -332,8 +332,8 @@ def on_failure(exc):
                 sinks = next(iter(failure_sinks(project)), False)
             if sinks:
                 return
-            name = app.qualified.rpartition(".")[2]
-            message = (f"Celery app `{name}` has tasks but no failure sink (`on_failure`, a `task_failure` "
+            # The qualified name, as every other app-level finding spells the app.
+            message = (f"Celery app `{app.qualified}` has tasks but no failure sink (`on_failure`, a `task_failure` "
                        "receiver, `link_error`, a dead-letter queue or an error tracker's Celery integration): "
                        f"when a task fails for good its message is dropped and {failure_retention(app)}")
             ctx.report(app.file, app.call.span, message, statement=app.call.span)
