@@ -14,19 +14,21 @@ import json
 import math
 import os
 import re
+import textwrap
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from qlint.errors import UsageError
 from qlint.lint.cache import FactCache
 from qlint.lint.discovery import discover
 from qlint.lint.engine import FRAMEWORKS, FileError, Linter
 from qlint.lint.facts import FileFacts, Value
 from qlint.lint.model import UNKNOWN, Project, Resolved, Task, seconds
 from qlint.lint.source import SourceFile
-from qlint.settings import load_settings
 from qlint.report.output import emit, print_errors
+from qlint.settings import load_settings
 
 FORMATS = ("table", "json", "csv")
 COLUMNS = ("queue", "time_limit", "soft_time_limit", "max_retries", "retry", "acks", "serializer")
@@ -349,8 +351,6 @@ def rows_for(project: Project, linter: Linter, cwd: Path, only: set[str] | None 
 def _load(args: argparse.Namespace):
     paths = args.paths or [Path(".")]
     if STDIN in paths:
-        from qlint.cli import UsageError
-
         raise UsageError("`qlint tasks` reads files, not stdin (`-`)")
     settings = load_settings(args.config, list(paths))
     cache = None if args.no_cache or os.environ.get("QLINT_NO_CACHE") else FactCache(settings.root)
@@ -438,19 +438,113 @@ def declared_text(task: Task) -> str:
     return " -> ".join([f"@{chain[0].rpartition('.')[2]}", *chain[1:]])
 
 
+WIDTH = 100  # the report's lines fit a terminal of this width
+LABELS = {"queue": "queue", "time_limit": "time limit", "soft_time_limit": "soft limit", "max_retries": "max retries",
+          "retry": "retry", "acks": "acks", "serializer": "serializer"}
+NOT_MODELLED = "not modelled for "
+
+
+def _modelled(cell: Cell) -> bool:
+    return not cell.source.startswith(NOT_MODELLED)
+
+
+def short_source(cell: Cell) -> str:
+    """Where a value comes from, in a few words: the setting's name without its file, a
+    wrapper by its decorator's name (``@io_task``), a class by its name."""
+    text = cell.short or cell.source
+    if text.startswith("setting "):
+        text = text[len("setting "):]
+    elif text.startswith("wrapper "):
+        name, _, rest = text[len("wrapper "):].partition(" ")
+        text = f"@{name.rpartition('.')[2]}" + (f", {rest.strip('()')}" if rest else "")
+    elif text.startswith("dramatiq.") or text.startswith("huey."):
+        text = text.rpartition(".")[2]
+    if cell.env:
+        text += f", env {cell.env}"
+    if cell.note:
+        text += f"; {cell.note}"
+    return text
+
+
+def _seconds_text(value: Any) -> str:
+    return f"{_number(value)} s" if isinstance(value, (int, float, timedelta)) and not isinstance(value, bool) \
+        else str(value)
+
+
+def item_text(column: str, cell: Cell) -> str:
+    """One value of the report: ``time limit 600 s (task_time_limit)``, ``no soft limit``."""
+    label = LABELS[column]
+    value = cell.value
+    if value is UNKNOWN:
+        return f"{label} unknown ({short_source(cell)})"
+    if column in ("time_limit", "soft_time_limit"):
+        unbounded = value is None or isinstance(value, float) and math.isinf(value) or value in (0, -1)
+        text = f"no {label}" if unbounded else f"{label} {_seconds_text(value) if cell.text is None else cell.text}"
+    elif column == "max_retries" and value is None:
+        text = "no retry limit"
+    elif column == "retry" and value == "none":
+        text = "no retry"
+    else:
+        text = f"{label} {value_text(cell)}"
+    return text if cell.source == "default" and not cell.note else f"{text} ({short_source(cell)})"
+
+
+def _wrap(items: list[str], indent: str) -> list[str]:
+    """Items joined by `` · ``, a line broken between items (within one only when it is too long)."""
+    lines: list[str] = []
+    line = ""
+    for item in items:
+        candidate = f"{line} · {item}" if line else item
+        if len(indent) + len(candidate) + len(" ·") <= WIDTH or not line:
+            line = candidate
+            continue
+        lines.append(line + " ·")
+        line = item
+    if line:
+        lines.append(line)
+    out = []
+    for line in lines:
+        out.extend(textwrap.wrap(line, WIDTH, initial_indent=indent, subsequent_indent=indent,
+                                 break_on_hyphens=False) or [indent])
+    return out
+
+
+def _display_name(task: Task) -> str:
+    """The task's registered name, without the module path its location already shows."""
+    function = task.function.name if task.function is not None else task.cls.name if task.cls is not None else None
+    if function and task.name == f"{task.file.module}.{function}":
+        return function
+    return task.name
+
+
 def render_table(rows: list[Row]) -> str:
+    """A report, not a grid: a task's location and name on one line, then its values, each
+    with a short source unless it is the framework's default, within 100 columns. Values a
+    framework has no notion of are left out."""
     if not rows:
         return "No tasks found.\n"
-    wrapped = any(declared_text(row.task) for row in rows)
-    header = ["location", "framework", "name", *(["declared by"] if wrapped else []), *COLUMNS]
-    lines = [header]
+    frameworks = sorted({row.task.framework for row in rows})
+    out: list[str] = []
     for row in rows:
-        lines.append([f"{row.file}:{row.line}", row.task.framework, row.task.name,
-                      *([declared_text(row.task) or "-"] if wrapped else []),
-                      *(cell_text(row.cells[c], row.file) for c in COLUMNS)])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines]
-    out.append(f"\n{len(rows)} task{'s' if len(rows) != 1 else ''}")
+        head = f"{row.file}:{row.line}  {_display_name(row.task)}"
+        if len(frameworks) > 1:
+            head += f"  [{row.task.framework}]"
+        out.extend(textwrap.wrap(head, WIDTH, subsequent_indent="    ", break_on_hyphens=False))
+        cells = [(column, row.cells[column]) for column in COLUMNS if _modelled(row.cells[column])]
+        items = []
+        declared = declared_text(row.task)
+        if declared:
+            items.append(f"via {declared}")
+        reasons = {short_source(cell) for _, cell in cells if cell.value is UNKNOWN}
+        if cells and all(cell.value is UNKNOWN for _, cell in cells) and len(reasons) == 1:
+            items.append(f"options unknown ({reasons.pop()})")
+        else:
+            items.extend(item_text(column, cell) for column, cell in cells)
+        out.extend(_wrap(items, "    "))
+    counts = ", ".join(f"{fw} {sum(1 for r in rows if r.task.framework == fw)}" for fw in frameworks)
+    total = f"{len(rows)} task{'s' if len(rows) != 1 else ''}" + (f" ({counts})" if len(frameworks) > 1 else "")
+    out += ["", total, "A value without a source is the framework's default; `--output-format json` has every "
+            "source,", "with its file and line."]
     return "\n".join(out) + "\n"
 
 
