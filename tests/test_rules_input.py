@@ -159,7 +159,7 @@ def test_qlt503_fix_keeps_shebang_and_comments_first(tmp_path):
         """})
     outcome = fix(tmp_path, ["QLT503"])
     (text,) = [s.text for s in outcome.fixed.values()]
-    assert text == ('#!/usr/bin/env python\n# -*- coding: utf-8 -*-\nimport os\n'
+    assert text == ('#!/usr/bin/env python\n# -*- coding: utf-8 -*-\nimport os\n\n'
                     'broker_url = os.environ["CELERY_BROKER_URL"]\n'
                     'result_backend = os.environ["CELERY_RESULT_BACKEND"]\n')
 

@@ -344,7 +344,9 @@ def charge(self, order_id):
     assert _run(tmp_path, files, "QLT205") == []
 
 
-def test_qlt205_unbound_self_retry_is_left_to_qlt204(tmp_path):
+def test_qlt205_judges_the_retry_of_a_task_that_forgot_bind(tmp_path):
+    """QLT204 reports the missing ``bind=True``; the retry is judged as the one it is meant to be,
+    so that QLT204's fix reveals no finding the first run did not report."""
     files = {
         "tasks.py": """
 from celery import shared_task
@@ -357,5 +359,5 @@ def charge(self, order_id):
         raise self.retry()
 """,
     }
-    assert _run(tmp_path, files, "QLT205") == []
+    assert [(p, row) for p, row, _ in _run(tmp_path, files, "QLT205")] == [("tasks.py", 8)]
     assert [(p, row) for p, row, _ in _run(tmp_path, files, "QLT204")] == [("tasks.py", 3)]

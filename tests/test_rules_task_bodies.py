@@ -356,8 +356,9 @@ def _fixed605(tmp_path, text: str) -> str | None:
     ('#!/usr/bin/env python\n# -*- coding: utf-8 -*-\n"""Doc\n\nstring."""\n\nimport time\n',
      '#!/usr/bin/env python\n# -*- coding: utf-8 -*-\n"""Doc\n\nstring."""\n\nimport asyncio\nimport time\n'),
     ('"""Doc."""\nfrom __future__ import annotations\nfrom __future__ import division\n# imports\nimport time\n',
-     '"""Doc."""\nfrom __future__ import annotations\nfrom __future__ import division\n# imports\n'
-     'import asyncio\nimport time\n'),
+     # In the standard-library section, above the comment that belongs to ``import time``.
+     '"""Doc."""\nfrom __future__ import annotations\nfrom __future__ import division\nimport asyncio\n\n'
+     '# imports\nimport time\n'),
     ("import time\n", "import asyncio\nimport time\n"),
 ], ids=["shebang-and-docstring", "future-imports", "bare"])
 def test_qlt605_import_goes_after_docstring_and_future_imports(tmp_path, head, expected):

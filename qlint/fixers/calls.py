@@ -14,6 +14,8 @@ from qlint.lint.facts import CallFact, ClassFact, Keyword, Value
 from qlint.lint.source import SourceFile
 
 _STRING_PREFIX = re.compile(r"^([rRbBuUfF]*)(\"\"\"|'''|\"|')")
+# What may precede a call that is its line's statement: indentation, then ``@``, an assignment or ``return``.
+_STATEMENT_PREFIX = re.compile(rb"^[ \t]*(?:@[ \t]*|[A-Za-z_][\w.]*[ \t]*(?::[^=]*)?=[ \t]*|return[ \t]+)?$")
 
 
 def _line_end(data: bytes, offset: int) -> int:
@@ -38,10 +40,19 @@ def _last_argument_end(call: CallFact) -> int | None:
     return max(ends) if ends else None
 
 
-def add_keywords(src: SourceFile, call: CallFact, items: list[tuple[str, str]]) -> list[Edit]:
-    """Add ``name=value`` arguments to a call, turning ``@app.task`` into ``@app.task(...)``."""
+def add_keywords(src: SourceFile, call: CallFact, items: list[tuple[str, str]],
+                 line_length: int | None = None) -> list[Edit]:
+    """Add ``name=value`` arguments to a call, turning ``@app.task`` into ``@app.task(...)``.
+
+    With ``line_length``, a call on one line that the new arguments would push past it is
+    written one argument per line with a trailing comma, as ruff's formatter and black write a
+    call that does not fit (and keep it so: the trailing comma is their "magic" one)."""
     text = ", ".join(f"{k}={v}" for k, v in items)
     data = src.utf8
+    if line_length is not None:
+        exploded = _exploded(src, call, items, line_length)
+        if exploded is not None:
+            return exploded
     if not call.is_call:
         return [Edit(call.func_end, call.func_end, f"({text})")]
     assert call.lpar is not None and call.rpar is not None
@@ -76,6 +87,57 @@ def add_keywords(src: SourceFile, call: CallFact, items: list[tuple[str, str]]) 
     if end == last:
         return [Edit(last, last, body)]
     return [Edit(last, last, ","), Edit(end, end, body[1:])]
+
+
+def _line_width(data: bytes, offset: int) -> int:
+    """The width in characters of the line holding ``offset``."""
+    start = data.rfind(b"\n", 0, offset) + 1
+    return len(data[start:_line_end(data, offset)].decode("utf-8", "replace"))
+
+
+def _exploded(src: SourceFile, call: CallFact, items: list[tuple[str, str]], line_length: int) -> list[Edit] | None:
+    """The call's arguments and the new ones one per line, when it is on one line and adding
+    them there would pass ``line_length``; None otherwise (or when the call holds what qlint
+    does not rewrite: ``*args``, comments, several lines)."""
+    data = src.utf8
+    added = ", ".join(f"{k}={v}" for k, v in items)
+    if not call.is_call:
+        if _line_width(data, call.func_end) + len(added) + 2 <= line_length:
+            return None
+        start = end = call.func_end
+        existing: list[str] = []
+        wrap_open, wrap_close = True, True
+    else:
+        if call.lpar is None or call.rpar is None or call.has_star:
+            return None
+        inner = data[call.lpar:call.rpar]
+        if b"\n" in inner or b"\r" in inner or b"#" in inner:
+            return None
+        grow = len(added) + (2 if inner.strip() else 0)
+        if _line_width(data, call.lpar) + grow <= line_length:
+            return None
+        spans = sorted([(a.span.start, a.span.end) for a in call.args] +
+                       [(k.span.start, k.span.end) for k in call.kwargs.values()])
+        existing = [data[a:b].decode("utf-8") for a, b in spans]
+        if call.args_end is not None and spans and call.args_end > spans[-1][1]:
+            return None  # a parenthesized last argument: its text is more than its span
+        start, end = call.lpar, call.rpar
+        wrap_open, wrap_close = False, False
+    line_start = data.rfind(b"\n", 0, start) + 1
+    # Only a call that is its line's statement (a decorator, ``x = f(...)``, ``return f(...)``):
+    # inside a larger expression the formatter would split the outer one instead.
+    if not _STATEMENT_PREFIX.match(data[line_start:call.span.start]):
+        return None
+    close = call.func_end if not call.is_call else call.rpar + 1
+    if data[close:_line_end(data, close)].strip()[:1] not in (b"", b"#"):
+        return None
+    indent = _indent_of_line(data, line_start)
+    if "\t" in indent:
+        return None
+    nl = src.newline
+    body = "".join(f"{nl}{indent}    {arg}," for arg in [*existing, *(f"{k}={v}" for k, v in items)])
+    text = ("(" if wrap_open else "") + body + nl + indent + (")" if wrap_close else "")
+    return [Edit(start, end, text)]
 
 
 def replace_value(keyword: Keyword, text: str) -> Edit:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from qlint.fixers.style import project_style
 from qlint.lint.diagnostics import Applicability, Diagnostic, Edit, Fix
 from qlint.lint.facts import FileFacts, Span
 from qlint.lint.model import Project
@@ -29,6 +30,12 @@ class RuleContext:
 
     def source(self, facts: FileFacts) -> SourceFile:
         return self.sources[facts.path]
+
+    @property
+    def line_length(self) -> int:
+        """The project's line length (ruff's, black's or flake8's setting, else 88): a fix that
+        adds arguments to a call writes it over several lines rather than pass it."""
+        return project_style(self.settings.root, tuple(self.settings.src)).line_length
 
     def display(self, path: str) -> str:
         """A file's path for a message: relative to the project root when it is under it."""

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from qlint.fixers.calls import add_class_attributes, add_keywords
+from qlint.fixers.imports import add_import
+from qlint.fixers.style import project_style
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit
 from qlint.lint.facts import CallFact, FunctionFact, Value
@@ -38,7 +40,7 @@ def add_task_options(ctx: RuleContext, task: Task, items: list[tuple[str, str]])
     if task.decorator is not None and not task.accepts_options:
         return []  # e.g. ``task = app.task(acks_late=True)`` used as ``@task``: it takes a function only
     if task.decorator is not None:
-        return add_keywords(src, task.decorator, items)
+        return add_keywords(src, task.decorator, items, ctx.line_length)
     if task.cls is not None:
         return add_class_attributes(src, task.cls, items)
     return []
@@ -76,6 +78,11 @@ def retry_calls(project: Project, task: Task) -> Iterator[tuple[FunctionFact, Ca
             receivers.add("self")
             if task.function is not None and fn.params and fn.params[0].kind == "positional":
                 receivers.add(fn.params[0].name)  # bind=True hands the task to the first parameter
+        elif fn is task.function and task.profile is not None and task.profile.bind_option and \
+                "retry" in fn.self_attrs:
+            # ``self.retry`` in a task that forgot ``bind=True`` (QLT204): judged as the retry it
+            # is meant to be, so that binding it (QLT204's fix) reveals no finding of its own.
+            receivers.add("self")
         if task.function is not None:
             receivers.add(task.function.name)
         for call in fn.calls:
@@ -290,3 +297,9 @@ def retries_after(project: Project, task: Task, error: type[BaseException]) -> f
     else:
         return None
     return count if count is not None and count > 0 else None
+
+
+def import_edits(ctx: RuleContext, src, module: str, name: str | None = None) -> list[Edit] | None:
+    """Edits importing ``module`` (or ``name`` from it) where the project's import sorting
+    puts it, in its line length; None when qlint cannot place it so."""
+    return add_import(src, module, name, project_style(ctx.settings.root, tuple(ctx.settings.src)))

@@ -2,15 +2,15 @@ from __future__ import annotations
 
 import math
 
+from qlint.fixers.calls import replace_value
+from qlint.frameworks import celery_brokers as cb
 from qlint.lint.context import RuleContext
-from qlint.lint.diagnostics import Severity
+from qlint.lint.diagnostics import Edit, Severity
 from qlint.lint.model import UNKNOWN
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.frameworks import celery_brokers as cb
 from qlint.rules._app_level import app_tasks, count_text, shared
 from qlint.rules._common import add_task_options, soft_limit_below, where
-from qlint.fixers.calls import replace_value
-from qlint.lint.diagnostics import Edit
+from qlint.rules._timeouts import carried_past_timeout
 
 
 @register
@@ -98,7 +98,9 @@ class TaskUnboundedRuntime(Rule):
     limit the tasks set). On a task, the fix inserts the framework's limit option with `default-time-limit` (300 s unless
     configured) in the framework's units (Dramatiq: `300000` ms); for Celery also a
     `soft_time_limit` below it, into the task decorator (or as class attributes of a
-    class-based task); an explicit unbounded value is replaced. It is unsafe: a task that
+    class-based task); an explicit unbounded value is replaced. No soft limit is written where
+    a catch-all clause of a task would swallow `SoftTimeLimitExceeded` and carry on (QLT105):
+    the fix must not create a finding, and the hard limit bounds such a task alone. It is unsafe: a task that
     legitimately runs longer will now be killed.
 
     ## Options
@@ -329,6 +331,47 @@ class WorkerSettings:
 """, note="arq: every job is bounded by job_timeout (300 s) unless set otherwise"),
     ]
     INVALID = [
+        Invalid("""
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task(time_limit=60)
+def resize(image_id):
+    pass
+
+@app.task(time_limit=60)
+def thumbnail(image_id):
+    pass
+
+@app.task
+def sync(store_ids):
+    for store_id in store_ids:
+        try:
+            pull(store_id)
+        except Exception:
+            log.exception("sync of %s failed", store_id)
+""", expect=13, fixed="""
+from celery import Celery
+
+app = Celery("proj")
+
+@app.task(time_limit=60)
+def resize(image_id):
+    pass
+
+@app.task(time_limit=60)
+def thumbnail(image_id):
+    pass
+
+@app.task(time_limit=300)
+def sync(store_ids):
+    for store_id in store_ids:
+        try:
+            pull(store_id)
+        except Exception:
+            log.exception("sync of %s failed", store_id)
+""", select=("QLT105",), note="no soft limit where `except Exception` in a loop would swallow it (QLT105)"),
         Invalid("""
 from celery import Celery
 
@@ -722,7 +765,10 @@ async def render(page):
         if own_soft and max(own_soft) >= hard:
             hard = int(max(own_soft)) + 60  # above every soft limit a task sets (else QLT102)
         items = [(LIMIT_SETTINGS[0], profile.time_limit.text(hard))]
-        if LIMIT_SETTINGS[1] not in app.settings:
+        # A soft limit every task gets is raised in each: none where a catch-all clause would
+        # swallow it and carry on (the fix would make QLT105 findings; the hard limit still bounds).
+        if LIMIT_SETTINGS[1] not in app.settings and not any(
+                next(carried_past_timeout(ctx, task), None) for task in app_tasks(ctx.project, app)):
             items.append((LIMIT_SETTINGS[1], profile.time_limit.text(soft_limit_below(hard))))
         fix = None
         placed = cb.setting_edits(ctx.project, app, items, lambda facts: ctx.sources.get(facts.path))
@@ -802,6 +848,10 @@ async def render(page):
             if soft_s is UNKNOWN:
                 return items
             if _unbounded(soft_s):
+                if next(carried_past_timeout(ctx, task), None) is not None:
+                    # A catch-all clause of the task would swallow the soft limit's exception and
+                    # carry on (QLT105): the hard limit alone bounds it.
+                    return items
                 items.append((profile.soft_time_limit.option, profile.soft_time_limit.text(soft_limit_below(limit))))
             elif soft_s >= limit:
                 items = [(unit.option, unit.text(int(soft_s) + 60))]

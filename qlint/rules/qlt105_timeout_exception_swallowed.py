@@ -8,14 +8,13 @@ import tokenize
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit, Severity
 from qlint.lint.extract import dotted_name as _dotted
-from qlint.lint.facts import FileFacts, FunctionFact, HandlerFact
+from qlint.lint.facts import FileFacts, HandlerFact
 from qlint.lint.model import Project, Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.lint.source import SourceFile
-from qlint.rules._common import number_text, task_functions, where
-from qlint.rules.qlt305_task_failure_swallowed import Flow, handler_flow
-
-BROAD = frozenset({"builtins.Exception", "builtins.BaseException"})
+from qlint.rules._common import import_edits, number_text, where
+from qlint.rules._timeouts import carried_past_timeout, origin
+from qlint.rules.qlt305_task_failure_swallowed import Flow
 
 
 @register
@@ -99,7 +98,9 @@ class TimeoutExceptionSwallowed(Rule):
     The fix adds `except <TimeoutException>: raise` before the catch-all clause, using the
     name the module already imports or adding
     `from celery.exceptions import SoftTimeLimitExceeded` (or the framework's equivalent)
-    with the module's other imports. It is unsafe: the task now fails when its time is up
+    in its section of the module's imports, sorted, or into an existing
+    `from celery.exceptions import ...` (as isort and ruff's `I` rules place it; no fix when
+    that would push the line past the project's line length). It is unsafe: the task now fails when its time is up
     instead of going on, so whatever ran after the `try` no longer runs.
 
     ## References
@@ -478,8 +479,23 @@ from jobs import export
 
 Queue(connection=Redis()).enqueue(export, ["a.csv"], job_timeout=60)
 """,
-        }, expect=[("jobs.py", 5)], message="the `for` loop (line 2) goes on with its next iteration",
-            note="a plain function enqueued with a timeout; `continue`; no import to place the fix after"),
+        }, expect=[("jobs.py", 5)], message="the `for` loop (line 2) goes on with its next iteration", fixed={
+            "jobs.py": """
+from rq.timeouts import JobTimeoutException
+
+
+def export(paths):
+    for path in paths:
+        try:
+            write(path)
+        except JobTimeoutException:
+            raise
+        except:
+            continue
+        upload(path)
+""",
+        }, note="a plain function enqueued with a timeout; `continue`; a module without imports gets an "
+                "import block, two blank lines above the def"),
         Invalid("""
 from huey import RedisHuey
 
@@ -562,20 +578,15 @@ def refresh(source_id):
     ]
 
     def check(self, ctx: RuleContext) -> None:
-        trees = ctx.trees
         for task in ctx.project.tasks:
             limit = _timeout_limit(task)
             if limit is None:
                 continue
             src = ctx.source(task.file)
-            for fn in task_functions(ctx.project, task):
-                for handler in _swallowing_handlers(ctx.project, task, fn):
-                    flow = handler_flow(trees, src, fn, handler)
-                    if flow is None or flow.ends_task:
-                        # The task ends once the clause has run, so the timeout stops it all the
-                        # same: what is lost is the failure, which is QLT305's to judge.
-                        continue
-                    self._report(ctx, task, handler, limit, _goes_on(src, flow))
+            # Only clauses after which the task carries on: where the task ends once the clause
+            # has run, the timeout stops it all the same and what is lost is the failure (QLT305).
+            for handler, flow in carried_past_timeout(ctx, task):
+                self._report(ctx, task, handler, limit, _goes_on(src, flow))
 
     def _report(self, ctx: RuleContext, task: Task, handler: HandlerFact, limit: tuple[str, float, str],
                 goes_on: str) -> None:
@@ -651,52 +662,6 @@ def _timeout_limit(task: Task) -> tuple[str, float, str] | None:
 
 
 
-def _origin(project: Project, qualified: str) -> str:
-    """Follow re-exports and aliases inside the project (``from celery.exceptions import X``
-    in ``proj/errors.py``, ``Timeout = X``) to the name's origin."""
-    for _ in range(8):
-        module, _, name = qualified.rpartition(".")
-        facts = project.module(module) if module else None
-        if facts is None:
-            break
-        if name in facts.imports:
-            qualified = facts.imports[name]
-        elif name in facts.assigns and facts.assigns[name].value.kind == "name":
-            qualified = facts.assigns[name].value.qualified
-        else:
-            break
-    return qualified
-
-
-def _names_timeout(project: Project, task: Task, handler: HandlerFact) -> bool:
-    wanted = set(task.profile.timeout_exceptions)
-    short = {q.rpartition(".")[2] for q in wanted}
-    for dotted in handler.types:
-        if dotted.rpartition(".")[2] in short:
-            return True  # also a re-export qlint cannot follow (billiard's, a vendored alias)
-        if _origin(project, task.file.qualify(dotted)) in wanted:
-            return True
-    return False
-
-
-def _swallowing_handlers(project: Project, task: Task, fn: FunctionFact):
-    """Per ``try``, the first clause that can catch the timeout, when it is a catch-all that
-    neither re-raises nor retries: later clauses of the same ``try`` never see it."""
-    decided: set[int] = set()
-    for handler in fn.handlers:
-        if handler.try_index in decided:
-            continue
-        if _names_timeout(project, task, handler):
-            decided.add(handler.try_index)
-            continue
-        broad = not handler.types or any(task.file.qualify(t) in BROAD for t in handler.types)
-        if not broad:
-            continue
-        decided.add(handler.try_index)
-        if not handler.reraises and not handler.calls_retry:
-            yield handler
-
-
 # -- the fix -----------------------------------------------------------------------------
 
 def _module_imports(text: str) -> list[tuple[ast.stmt, int]] | None:
@@ -739,7 +704,7 @@ def _bindings(project: Project, facts: FileFacts, stmts) -> dict[str, str]:
                     out[local] = f"{stmt.module}.{alias.name}"
                 elif local in facts.imports:
                     out[local] = facts.imports[local]
-    return {local: _origin(project, target) for local, target in out.items()}
+    return {local: origin(project, target) for local, target in out.items()}
 
 
 def _taken(facts: FileFacts, name: str) -> bool:
@@ -770,16 +735,12 @@ def _fix(ctx: RuleContext, task: Task, handler: HandlerFact):
         if spelled is None:
             spelled = next((f"{local}.{short}" for local, target in bindings.items() if target == module), None)
         if spelled is None:
-            if _taken(facts, short) or not imports:
+            if _taken(facts, short):
                 return None
-            # After the last module-level import above the task: past ``from __future__``
-            # and any module docstring.
-            starts = [src.line_starts[row - 1] for _, row in imports if row <= len(src.line_starts)]
-            starts = [at for at in starts if at <= task.header.start]
-            if not starts:
+            added = import_edits(ctx, src, module, short)  # in its isort section, as ruff's I rules want
+            if added is None or any(edit.start > task.header.start for edit in added):
                 return None
-            at = max(starts)
-            edits.append(Edit(at, at, f"from {module} import {short}{src.newline}"))
+            edits.extend(added)
             spelled = short
         names.append(spelled)
     caught = names[0] if len(names) == 1 else f"({', '.join(names)})"

@@ -532,7 +532,7 @@ async def crawl(url):
                         if not client.default_unbounded:
                             continue
                         src = ctx.source(task.file)
-                        edits = add_keywords(src, call, [("timeout", timeout_text)])
+                        edits = add_keywords(src, call, [("timeout", timeout_text)], ctx.line_length)
                         title = f"Add `timeout={timeout_text}`"
                     elif _unbounded(value, client):
                         edits = [replace_span(value, timeout_text)]

@@ -8,7 +8,6 @@ from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.rules._common import number_text, retry_delay_seconds, written_on_task
 
 
-
 def _retries_note(task: Task) -> str:
     """How often an automatic retry comes back, for the message."""
     autoretry = task.option("autoretry_for")

@@ -8,7 +8,13 @@ from qlint.lint.diagnostics import Edit, Severity
 from qlint.lint.facts import CallFact, ClassFact, FileFacts, FunctionFact, Keyword
 from qlint.lint.model import Project, Resolved, Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.rules._common import add_task_options, autoretry, number_text, retry_calls, where
+from qlint.rules._common import (
+    add_task_options,
+    autoretry,
+    number_text,
+    retry_calls,
+    where,
+)
 
 RETRY_DELAY = 10  # seconds a fix puts between automatic retries (the domain catalog's B12)
 CATCH_ALL = frozenset({"builtins.Exception", "builtins.BaseException"})
@@ -117,10 +123,10 @@ def _backoff_fix(ctx: RuleContext, task: Task, auto: Resolved, backoff: Resolved
         if _rank(task, auto) <= _rank(task, backoff):
             return []  # a value added next to ``autoretry_for`` would not take effect
     if auto.source == "decorator" and task.decorator is not None:
-        return add_keywords(src, task.decorator, [("retry_backoff", "True")])
+        return add_keywords(src, task.decorator, [("retry_backoff", "True")], ctx.line_length)
     if auto.source.startswith("wrapper"):
         call = _call_with(facts, auto.keyword)
-        return add_keywords(src, call, [("retry_backoff", "True")]) if call is not None else []
+        return add_keywords(src, call, [("retry_backoff", "True")], ctx.line_length) if call is not None else []
     if auto.source.startswith("class"):
         cls = _class_with(facts, auto.keyword)
         return add_class_attributes(src, cls, [("retry_backoff", "True")]) if cls is not None else []
@@ -334,13 +340,6 @@ def charge(self, order_id):
         }, note="default_retry_delay from a base class in another module"),
         Valid("""
 from celery import shared_task
-
-@shared_task
-def charge(self, order_id):
-    self.retry()
-""", note="not bound: self is not the task (QLT204 reports that)"),
-        Valid("""
-from celery import shared_task
 from django.db import OperationalError
 
 @shared_task(bind=True)
@@ -361,6 +360,14 @@ def charge(self, order_id):
 """, note="options qlint cannot see"),
     ]
     INVALID = [
+        Invalid("""
+from celery import shared_task
+
+@shared_task
+def charge(self, order_id):
+    self.retry()
+""", expect=5, note="not bound (QLT204 reports that): judged as the retry it is meant to be, so that "
+                    "QLT204's fix reveals nothing new"),
         Invalid("""
 from celery import Celery
 
@@ -531,8 +538,14 @@ import functools
 from celery import Celery, shared_task
 
 app = Celery("proj")
-resilient_task = functools.partial(shared_task, autoretry_for=(OSError,), max_retries=3, retry_backoff=True)
-"""}, note="a wrapper's defaults: reported and fixed once, in the wrapper"),
+resilient_task = functools.partial(
+    shared_task,
+    autoretry_for=(OSError,),
+    max_retries=3,
+    retry_backoff=True,
+)
+"""}, note="a wrapper's defaults: reported and fixed once, in the wrapper; the call, which the fix "
+            "would push past 88 columns, one argument per line"),
         Invalid("""
 from celery import Celery, Task
 

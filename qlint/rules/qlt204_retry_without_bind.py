@@ -34,7 +34,8 @@ def _bind_fix(ctx: RuleContext, task: Task) -> list[Edit]:
         return [replace_value(bind.keyword, "True")] if bind.keyword.value.kind == "const" else []
     if not _accepts_options(ctx.project, task):
         return []
-    return add_keywords(ctx.source(task.file), task.decorator, [(task.profile.bind_option, "True")])
+    return add_keywords(ctx.source(task.file), task.decorator, [(task.profile.bind_option, "True")],
+                        ctx.line_length)
 
 
 @register

@@ -296,5 +296,5 @@ class Upload(Task):
             edits = _name_edits(ctx, src.utf8, handler, name)
             if not edits:
                 return None
-        edits += add_keywords(src, call, [("exc", name)])
+        edits += add_keywords(src, call, [("exc", name)], ctx.line_length)
         return ctx.fix(facts, f"Pass `exc={name}`", edits)

@@ -22,7 +22,8 @@ class PrefetchWithLongTasks(Rule):
     """## What it does
     Checks for Celery workers that prefetch more than one message per process while the tasks
     they run may take 300 s or more (an effective time limit of at least 300 s, written on the
-    task or the app's `task_time_limit`): `worker_prefetch_multiplier` left at its default of 4
+    task or the app's `task_time_limit`; a task with a soft limit is expected to end at it, so
+    `time_limit=300, soft_time_limit=270` is not a long task): `worker_prefetch_multiplier` left at its default of 4
     or set above 1, and a worker command line's `--prefetch-multiplier N` with `N` above 1,
     without prefetch disabled on a Redis broker. A multiplier of `0` in the configuration is
     reported whatever the tasks.
@@ -108,6 +109,17 @@ class PrefetchWithLongTasks(Rule):
     frameworks = ("celery",)
 
     VALID = [
+        Valid("""
+from celery import Celery
+
+app = Celery("proj")
+app.conf.task_time_limit = 300
+app.conf.task_soft_time_limit = 270
+
+@app.task
+def rebuild_index():
+    pass
+""", note="the soft limit ends the task at 270 s: not a long task (what QLT101's fix writes makes no QLT404)"),
         Valid("""
 from celery import Celery
 
@@ -593,6 +605,10 @@ services:
             hard = task.norm.get("time_limit")
             if hard is not None and isinstance(hard.value, (int, float)) and hard.value < cb.LONG_TASK_SECONDS:
                 continue  # stopped before it gets long, whatever its soft limit says
+            soft = task.norm.get("soft_time_limit")
+            if soft is not None and isinstance(soft.value, (int, float)) and not isinstance(soft.value, bool) \
+                    and 0 < soft.value < cb.LONG_TASK_SECONDS:
+                continue  # the soft limit ends it first: `SoftTimeLimitExceeded` (swallowing it is QLT105's)
             for option in cb.TIME_LIMIT_OPTIONS:
                 limit = task.option(option)
                 norm = task.norm.get(option)
@@ -619,7 +635,7 @@ services:
             if spot.style == "call" and spot.call is not None:
                 if spot.call.has_star:
                     continue
-                edits = add_keywords(src, spot.call, [(key, value)])
+                edits = add_keywords(src, spot.call, [(key, value)], ctx.line_length)
             else:
                 placed = spot.insertion(src.utf8, src.newline, key, value)
                 if placed is None:

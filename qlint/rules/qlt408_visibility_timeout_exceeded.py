@@ -7,7 +7,6 @@ from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.rules._common import capitalized, number_text
 
 
-
 @register
 class VisibilityTimeoutExceeded(Rule):
     """## What it does

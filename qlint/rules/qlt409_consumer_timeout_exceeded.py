@@ -7,7 +7,6 @@ from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.rules._common import capitalized, number_text
 
 
-
 def _explicit_window(app, brk):
     """RabbitMQ's window, for brokers the configuration names (not kombu's fallback)."""
     return cb.consumer_timeout(app, brk) if brk.explicit else None

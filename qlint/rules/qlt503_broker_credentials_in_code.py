@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import ast
 import re
 from typing import ClassVar
 
@@ -8,42 +7,11 @@ from qlint.fixers.calls import replace_span
 from qlint.frameworks import validation
 from qlint.frameworks._shapes import all_calls, chain_of
 from qlint.lint.context import RuleContext
-from qlint.lint.diagnostics import Edit, Severity
+from qlint.lint.diagnostics import Severity
 from qlint.lint.facts import CallFact, FileFacts, Value
 from qlint.lint.prefilter import Seed
 from qlint.lint.registry import Invalid, Rule, Valid, register
-from qlint.lint.source import SourceFile
-
-
-def _import_os_edit(src: SourceFile) -> Edit | None:
-    """``import os`` after the module docstring and ``__future__`` imports (or leading comments)."""
-    try:
-        tree = ast.parse(src.utf8)
-    except (SyntaxError, ValueError):
-        return None
-    last_line = 0
-    for index, stmt in enumerate(tree.body):
-        docstring = index == 0 and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and \
-            isinstance(stmt.value.value, str)
-        if docstring or isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
-            last_line = stmt.end_lineno or stmt.lineno
-            continue
-        break
-    data = src.utf8
-    offset = 0
-    if last_line:
-        for _ in range(last_line):
-            nl = data.find(b"\n", offset)
-            if nl < 0:
-                return Edit(len(data), len(data), src.newline + "import os" + src.newline)
-            offset = nl + 1
-    else:
-        while data.startswith(b"#", offset):  # a shebang, an encoding cookie, a licence header
-            nl = data.find(b"\n", offset)
-            if nl < 0:
-                return None
-            offset = nl + 1
-    return Edit(offset, offset, "import os" + src.newline)
+from qlint.rules._common import import_edits
 
 
 @register
@@ -109,7 +77,8 @@ class BrokerCredentialsInCode(Rule):
     The fix replaces a literal assigned to a setting, or passed directly as a keyword or
     URL argument, with `os.environ["<NAME>"]`, the name taken from the setting
     (`CELERY_BROKER_URL`, `CELERY_RESULT_BACKEND`, the assigned name, `REDIS_URL`,
-    `REDIS_PASSWORD`), adding `import os` when the module lacks it. It is unsafe: the
+    `REDIS_PASSWORD`), adding `import os` when the module lacks it, in the standard-library
+    section of its imports (as isort and ruff's `I` rules place it). It is unsafe: the
     environment variable must then be set wherever the code runs (workers, beat, web,
     tests), or importing the module raises `KeyError`. Literals inside containers or used as
     an environment variable's default get no fix.
@@ -183,13 +152,14 @@ app.conf.result_backend = "redis://:s3cr3t-Tok@redis-master:6379/1"
 ''', expect=[6, 7], fixed='''
 """Celery application."""
 from __future__ import annotations
+
 import os
 
 from celery import Celery
 
 app = Celery("proj", broker=os.environ["CELERY_BROKER_URL"])
 app.conf.result_backend = os.environ["CELERY_RESULT_BACKEND"]
-''', note="import os added after the docstring and __future__ imports"),
+''', note="import os in the standard-library section, after the __future__ import"),
         Invalid("""
 import environ
 
@@ -206,6 +176,7 @@ conn = Redis.from_url("redis://:Zq81xkP@cache:6379/0")
 queue = Queue(connection=conn)
 """, expect=4, fixed="""
 import os
+
 from redis import Redis
 from rq import Queue
 
@@ -220,6 +191,7 @@ broker = RabbitmqBroker(url="amqps://shop:Zq81xkP@b-1234.mq.eu-west-1.amazonaws.
 dramatiq.set_broker(broker)
 """, expect=4, fixed="""
 import os
+
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -232,6 +204,7 @@ from huey import RedisHuey
 huey = RedisHuey("app", url="rediss://default:Zq81xkP@cache.example.com:6380/0")
 """, expect=3, fixed="""
 import os
+
 from huey import RedisHuey
 
 huey = RedisHuey("app", url=os.environ["REDIS_URL"])
@@ -242,6 +215,7 @@ from taskiq_redis import ListQueueBroker
 broker = ListQueueBroker("redis://:Zq81xkP@cache:6379/0")
 """, expect=3, fixed="""
 import os
+
 from taskiq_redis import ListQueueBroker
 
 broker = ListQueueBroker(os.environ["REDIS_URL"])
@@ -254,6 +228,7 @@ class WorkerSettings:
     redis_settings = RedisSettings(host="cache", password="Zq81xkP")
 """, expect=5, fixed="""
 import os
+
 from arq.connections import RedisSettings
 
 class WorkerSettings:
@@ -354,8 +329,8 @@ class WorkerSettings:
         src = ctx.source(facts)
         edits = [replace_span(literal, f'os.environ["{env}"]')]
         if imported is None:
-            edit = _import_os_edit(src)
-            if edit is None:
+            added = import_edits(ctx, src, "os")
+            if added is None:
                 return None
-            edits.insert(0, edit)
+            edits[:0] = added
         return ctx.fix(facts, f'Read it from `os.environ["{env}"]`', edits)

@@ -9,13 +9,17 @@ from qlint.frameworks.celery_calls import (
     is_bare_statement,
     sends_message,
 )
-from qlint.frameworks.django import atomic_block, deferred_by_on_commit, enclosing_function, transaction_names
+from qlint.frameworks.django import (
+    atomic_block,
+    deferred_by_on_commit,
+    enclosing_function,
+    transaction_names,
+)
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit, Fix, Severity
 from qlint.lint.facts import CallFact, FileFacts, FunctionFact, Span
 from qlint.lint.model import Site
 from qlint.lint.registry import Invalid, Rule, Valid, register
-
 
 # A delay long enough for the transaction to commit first.
 MIN_DELAY = 5

@@ -9,7 +9,7 @@ from qlint.lint.facts import CallFact, FileFacts, FunctionFact, Span
 from qlint.lint.model import Task
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.lint.source import SourceFile
-from qlint.rules._common import task_functions
+from qlint.rules._common import import_edits, task_functions
 
 _REMEDIES = {
     "sleep": "use `await asyncio.sleep(...)`",
@@ -51,7 +51,6 @@ class _Syntax:
     lambdas: list[Span] = field(default_factory=list)
     generators: list[Span] = field(default_factory=list)  # ``await`` there makes an async generator
     asyncio: str | None = None  # the name ``import asyncio [as x]`` binds at the top of the module
-    import_at: int | None = None  # where ``import asyncio`` goes: after the docstring and __future__ imports
 
     @staticmethod
     def inside(span: Span, spans: list[Span]) -> bool:
@@ -79,19 +78,6 @@ def _syntax(src: SourceFile) -> _Syntax | None:
             for alias in stmt.names:
                 if alias.name == "asyncio":
                     syntax.asyncio = alias.asname or "asyncio"
-    index = 0
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(
-            body[0].value.value, str):
-        index = 1
-    while index < len(body) and isinstance(body[index], ast.ImportFrom) and body[index].module == "__future__":
-        index += 1
-    if index < len(body):
-        stmt = body[index]
-        first = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", ()))])
-        previous_end = (body[index - 1].end_lineno or 0) if index else 0
-        # Only at the start of a line of its own (not ``from __future__ import x; import os``).
-        if first > previous_end and (first < stmt.lineno or stmt.col_offset == 0):
-            syntax.import_at = starts[first - 1]
     return syntax
 
 
@@ -178,8 +164,8 @@ class BlockingCallInAsyncTask(Rule):
 
     ## Fix safety
     The fix replaces `time.sleep(x)` with `await asyncio.sleep(x)` and adds `import asyncio`
-    after the module's docstring and `__future__` imports when the module does not import
-    it. It is safe: the task waits as long as before, and only lets the other tasks run
+    in the standard-library section of the module's imports (as isort and ruff's `I` rules
+    place it) when the module does not import it. It is safe: the task waits as long as before, and only lets the other tasks run
     meanwhile. There is no fix for the other calls, whose async replacements differ in API.
 
     ## References
@@ -300,7 +286,7 @@ broker = InMemoryBroker()
 async def poll(url):
     await asyncio.sleep(5)
     value = await asyncio.sleep(1) or 0
-''', message="asyncio.sleep", note="`import asyncio` after the docstring and __future__ import"),
+''', message="asyncio.sleep", note="`import asyncio` in the standard-library section, after the __future__ import"),
         Invalid("""
 import asyncio as aio
 import subprocess
@@ -398,9 +384,10 @@ async def ping():
         name = module.asyncio
         edits = []
         if name is None:
-            if module.import_at is None or not _asyncio_free(task.file, fn):
+            added = import_edits(ctx, src, "asyncio") if _asyncio_free(task.file, fn) else None
+            if added is None:
                 return None
             name = "asyncio"
-            edits.append(Edit(module.import_at, module.import_at, f"import asyncio{src.newline}"))
+            edits.extend(added)
         edits.append(Edit(call.span.start, call.func_end, f"await {name}.sleep"))
         return ctx.fix(task.file, f"Replace with `await {name}.sleep(...)`", edits, Applicability.SAFE)

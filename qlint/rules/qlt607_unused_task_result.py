@@ -6,9 +6,9 @@ from qlint.frameworks.celery_calls import result_backend, result_reads, tracks_s
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.facts import FunctionFact
+from qlint.lint.model import Resolved, Task, seconds
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.lint.source import SourceFile
-from qlint.lint.model import Resolved, Task, seconds
 from qlint.rules._common import add_task_options, number_text, task_functions, where
 
 

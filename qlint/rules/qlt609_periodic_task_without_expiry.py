@@ -470,14 +470,14 @@ def setup(sender, **kwargs):
     def _fix(self, ctx: RuleContext, entry: BeatEntry, value: str) -> Fix | None:
         src = ctx.source(entry.file)
         if entry.call is not None:
-            edits = add_keywords(src, entry.call, [("expires", value)])
+            edits = add_keywords(src, entry.call, [("expires", value)], ctx.line_length)
         elif entry.options is not None:
             options = entry.options
             if options.kind == "dict":
                 quoted = string_like(src, options.items[0][0], "expires") if options.items else '"expires"'
                 edits = _add_item(src, options, quoted, value)
             elif options.kind == "call" and options.call is not None:
-                edits = add_keywords(src, options.call, [("expires", value)])
+                edits = add_keywords(src, options.call, [("expires", value)], ctx.line_length)
             else:
                 edits = []
         elif entry.entry is not None and entry.entry.kind == "dict":
@@ -486,7 +486,8 @@ def setup(sender, **kwargs):
                 lambda text: f'"{text}"')
             edits = _add_item(src, entry.entry, quote("options"), "{" + f"{quote('expires')}: {value}" + "}")
         elif entry.entry is not None and entry.entry.kind == "call" and entry.entry.call is not None:
-            edits = add_keywords(src, entry.entry.call, [("options", "{" + f'"expires": {value}' + "}")])
+            edits = add_keywords(src, entry.entry.call, [("options", "{" + f'"expires": {value}' + "}")],
+                                     ctx.line_length)
         else:
             edits = []
         return ctx.fix(entry.file, f"Add `expires` of {value} s", edits) if edits else None
