@@ -477,8 +477,7 @@ FIX_CASES = {
         for user_id in FIRST if READY else SECOND:
             send_digest.delay(user_id)
     """, """
-        from celery import group
-        from celery import shared_task
+        from celery import group, shared_task
 
         @shared_task
         def send_digest(user_id):

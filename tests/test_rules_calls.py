@@ -192,7 +192,7 @@ def checkout(order: Order):
 
 # -- QLT604 --------------------------------------------------------------------------------
 
-def test_qlt604_group_import_goes_after_docstring_and_future_imports(tmp_path):
+def test_qlt604_group_joins_the_celery_import_in_its_section(tmp_path):
     source = '''
 """Digests."""
 from __future__ import annotations
@@ -217,10 +217,9 @@ def notify_all(user_ids):
 """Digests."""
 from __future__ import annotations
 
-from celery import group
 import logging
 
-from celery import shared_task
+from celery import group, shared_task
 
 @shared_task
 def send_digest(user_id):

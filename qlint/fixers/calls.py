@@ -95,14 +95,15 @@ def _line_width(data: bytes, offset: int) -> int:
     return len(data[start:_line_end(data, offset)].decode("utf-8", "replace"))
 
 
-def _exploded(src: SourceFile, call: CallFact, items: list[tuple[str, str]], line_length: int) -> list[Edit] | None:
+def _exploded(src: SourceFile, call: CallFact, items: list[tuple[str, str]], line_length: int,
+              grow: int = 0) -> list[Edit] | None:
     """The call's arguments and the new ones one per line, when it is on one line and adding
     them there would pass ``line_length``; None otherwise (or when the call holds what qlint
     does not rewrite: ``*args``, comments, several lines)."""
     data = src.utf8
     added = ", ".join(f"{k}={v}" for k, v in items)
     if not call.is_call:
-        if _line_width(data, call.func_end) + len(added) + 2 <= line_length:
+        if _line_width(data, call.func_end) + grow + len(added) + 2 <= line_length:
             return None
         start = end = call.func_end
         existing: list[str] = []
@@ -113,7 +114,9 @@ def _exploded(src: SourceFile, call: CallFact, items: list[tuple[str, str]], lin
         inner = data[call.lpar:call.rpar]
         if b"\n" in inner or b"\r" in inner or b"#" in inner:
             return None
-        grow = len(added) + (2 if inner.strip() else 0)
+        if not inner.strip() and not items:
+            return None  # ``f()``: nothing to put on lines of its own
+        grow += len(added) + (2 if inner.strip() and items else 0)
         if _line_width(data, call.lpar) + grow <= line_length:
             return None
         spans = sorted([(a.span.start, a.span.end) for a in call.args] +
@@ -138,6 +141,35 @@ def _exploded(src: SourceFile, call: CallFact, items: list[tuple[str, str]], lin
     body = "".join(f"{nl}{indent}    {arg}," for arg in [*existing, *(f"{k}={v}" for k, v in items)])
     text = ("(" if wrap_open else "") + body + nl + indent + (")" if wrap_close else "")
     return [Edit(start, end, text)]
+
+
+def rename_method(src: SourceFile, call: CallFact, method: str, line_length: int | None = None) -> list[Edit]:
+    """``x.apply_async(...)`` -> ``x.<method>(...)``; the arguments one per line when the longer
+    name would push the line past ``line_length``."""
+    start = call.func_end - len(call.method)
+    edits = [Edit(start, call.func_end, method)]
+    if line_length is not None:
+        exploded = _exploded(src, call, [], line_length, grow=len(method) - len(call.method))
+        if exploded is not None:
+            edits += exploded
+    return edits
+
+
+def wrap_call(src: SourceFile, call: CallFact, outer: str, prefix: str, line_length: int | None = None) -> list[Edit]:
+    """``f(x)`` -> ``outer(prefix f(x))`` (``transaction.on_commit(lambda: f(x))``); written as
+    ``outer(`` / ``    prefix f(x),`` / ``)`` when one line would pass ``line_length``."""
+    data = src.utf8
+    text = data[call.span.start:call.span.end].decode("utf-8")
+    one_line = f"{outer}({prefix}{text})"
+    if line_length is not None and b"\n" not in data[call.span.start:call.span.end]:
+        line_start = data.rfind(b"\n", 0, call.span.start) + 1
+        width = _line_width(data, call.span.start) + len(one_line) - len(text)
+        if width > line_length and _STATEMENT_PREFIX.match(data[line_start:call.span.start]):
+            indent = _indent_of_line(data, line_start)
+            if "\t" not in indent:
+                nl = src.newline
+                return [Edit(call.span.start, call.span.end, f"{outer}({nl}{indent}    {prefix}{text},{nl}{indent})")]
+    return [Edit(call.span.start, call.span.end, one_line)]
 
 
 def replace_value(keyword: Keyword, text: str) -> Edit:

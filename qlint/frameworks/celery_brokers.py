@@ -392,7 +392,8 @@ def _app_statement(app: App) -> Span | None:
 
 
 def setting_edits(project: Project, app: App, items: list[tuple[str, str]],
-                  source_of: Callable[[FileFacts], object | None]) -> tuple[list, str, list[str]] | None:
+                  source_of: Callable[[FileFacts], object | None],
+                  line_length: int | None = None) -> tuple[list, str, list[str]] | None:
     """Edits that write ``items`` (setting key, value text) where the app's configuration lives,
     the file they change and the statements as written there (``CELERY_TASK_TIME_LIMIT = 300``):
     beside the settings it already has (a Django or
@@ -418,7 +419,7 @@ def setting_edits(project: Project, app: App, items: list[tuple[str, str]],
         if spot.style == "call":
             if spot.call is None or spot.call.has_star:
                 continue
-            edits = add_keywords(src, spot.call, items)
+            edits = add_keywords(src, spot.call, items, line_length)
         elif spot.statement.start < 0:  # the end of a module that holds none of the app's settings yet
             data = src.utf8
             lines = "".join(spot.line(k, v) + src.newline for k, v in items)

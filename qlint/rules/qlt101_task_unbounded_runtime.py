@@ -771,7 +771,8 @@ async def render(page):
                 next(carried_past_timeout(ctx, task), None) for task in app_tasks(ctx.project, app)):
             items.append((LIMIT_SETTINGS[1], profile.time_limit.text(soft_limit_below(hard))))
         fix = None
-        placed = cb.setting_edits(ctx.project, app, items, lambda facts: ctx.sources.get(facts.path))
+        placed = cb.setting_edits(ctx.project, app, items, lambda facts: ctx.sources.get(facts.path),
+                                  ctx.line_length)
         if placed is not None:
             edits, path, written = placed
             fix = ctx.fix(app.file, f"Write {', '.join(f'`{w}`' for w in written)} in `{ctx.display(path)}`", edits)

@@ -251,7 +251,12 @@ def resize(image_id):
 """, expect=3, fixed="""
 from celery import Celery
 
-app = Celery("proj", broker="redis://redis:6379/0", task_acks_late=True, worker_max_tasks_per_child=1000)
+app = Celery(
+    "proj",
+    broker="redis://redis:6379/0",
+    task_acks_late=True,
+    worker_max_tasks_per_child=1000,
+)
 
 @app.task
 def resize(image_id):
@@ -382,7 +387,8 @@ def resize(image_id):
         if written is not None and written.keyword is not None and written.file is app.file and \
                 written.keyword.value.kind == "const":
             return ctx.fix(app.file, f"Set `{key}` to {value}", [replace_value(written.keyword, value)])
-        placed = cb.setting_edits(ctx.project, app, [(key, value)], lambda facts: ctx.sources.get(facts.path))
+        placed = cb.setting_edits(ctx.project, app, [(key, value)], lambda facts: ctx.sources.get(facts.path),
+                                  ctx.line_length)
         if placed is None:
             return None
         edits, path, written = placed

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 
+from qlint.fixers.calls import rename_method, wrap_call
 from qlint.frameworks.celery_calls import (
     after_commit_method,
     canvas_sends,
@@ -16,7 +17,7 @@ from qlint.frameworks.django import (
     transaction_names,
 )
 from qlint.lint.context import RuleContext
-from qlint.lint.diagnostics import Edit, Fix, Severity
+from qlint.lint.diagnostics import Fix, Severity
 from qlint.lint.facts import CallFact, FileFacts, FunctionFact, Span
 from qlint.lint.model import Site
 from qlint.lint.registry import Invalid, Rule, Valid, register
@@ -478,7 +479,9 @@ def send_confirmation(order_id):
 @transaction.atomic()
 def place_order(cart):
     order = cart.checkout()
-    transaction.on_commit(lambda: send_confirmation.send_with_options(args=(order.pk,), delay=1000))
+    transaction.on_commit(
+        lambda: send_confirmation.send_with_options(args=(order.pk,), delay=1000),
+    )
 """, note="Dramatiq"),
         Invalid("""
 import dramatiq
@@ -559,7 +562,8 @@ def place_order(cart):
             start = call.func_end - len(call.method)
             if not is_bare_statement(call) or src.utf8[start:call.func_end] != call.method.encode():
                 return None, remedy
-            return ctx.fix(site.file, f"Use `{method}` ({version})", [Edit(start, call.func_end, method)]), remedy
+            return ctx.fix(site.file, f"Use `{method}` ({version})",
+                           rename_method(src, call, method, ctx.line_length)), remedy
         return self._wrap(ctx, site.file, call)
 
     def _wrap(self, ctx: RuleContext, facts: FileFacts, call: CallFact) -> tuple[Fix | None, str]:
@@ -568,7 +572,5 @@ def place_order(cart):
         callee = f"{module}.on_commit" if module else on_commit
         if callee is None or not is_bare_statement(call) or call.in_loop:
             return None, remedy
-        src = ctx.source(facts)
-        text = src.utf8[call.span.start:call.span.end].decode("utf-8")
         return ctx.fix(facts, "Enqueue from `transaction.on_commit`",
-                       [Edit(call.span.start, call.span.end, f"{callee}(lambda: {text})")]), remedy
+                       wrap_call(ctx.source(facts), call, callee, "lambda: ", ctx.line_length)), remedy

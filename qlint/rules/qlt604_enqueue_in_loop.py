@@ -14,6 +14,7 @@ from qlint.lint.facts import CallFact, Value
 from qlint.lint.model import Site
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.lint.source import SourceFile
+from qlint.rules._common import import_edits
 
 # Iterables a generator expression takes without parentheses (``for x in <or_test>``).
 _PLAIN_ITER = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.List, ast.Set, ast.Dict, ast.ListComp,
@@ -198,8 +199,9 @@ class EnqueueInLoop(Rule):
     The fix, offered for Celery only and only for a `for` loop (in a function or at module
     level) whose body is the one `task.delay(...)` statement, rewrites
     `for x in xs: task.delay(x)` as `group(task.s(x) for x in xs).delay()` (importing `group`
-    from `celery` when the file does not, and not offered where `group` would name something
-    else). The same messages are published, one per item, with the same arguments. It is
+    from `celery` when the file does not, where isort puts it, and not offered where `group`
+    would name something else; written over several lines, as ruff's formatter writes it, when
+    one line would pass the project's line length). The same messages are published, one per item, with the same arguments. It is
     unsafe: each message now carries the group's id (the task sees `self.request.group`), and a
     task class that overrides `delay` is bypassed, since a group sends each signature with
     `apply_async`.
@@ -302,8 +304,7 @@ def notify_all(users):
     for user in users:
         send_digest.delay(user.pk, force=True)
 """, expect=9, fixed="""
-from celery import group
-from celery import shared_task
+from celery import group, shared_task
 
 @shared_task
 def send_digest(user_id, force=False):
@@ -422,18 +423,45 @@ def notify_all(pairs):
         name, needs_import = group_name(facts)
         if name is None or not _name_free_at(src, node, name.split(".")[0]):
             return None
-        import_edit = _import_group(src) if needs_import else None
-        if needs_import and import_edit is None:
+        # ``from celery import group`` in its isort section, or joined to ``from celery import ...``.
+        added = import_edits(ctx, src, "celery", "group") if needs_import else []
+        if added is None:
             return None
         receiver = src.utf8[call.span.start:call.func_end - len(call.method)].decode("utf-8")
         arguments = src.utf8[call.lpar:call.rpar].decode("utf-8")
         start = _offset(src, node.lineno, node.col_offset)
         end = _offset(src, node.end_lineno, node.end_col_offset)
-        text = f"{name}({receiver}s({arguments}) for {target} in {iterable}).delay()"
-        edits = [Edit(start, end, text)]
-        if import_edit is not None:
-            edits.append(import_edit)
+        text = _group_text(src, start, name, receiver, call, f"for {target} in {iterable}", ctx.line_length)
+        edits = [Edit(start, end, text), *added]
         return ctx.fix(facts, f"Send the tasks as one `{name}`", edits)
+
+
+def _group_text(src: SourceFile, start: int, name: str, receiver: str, call: CallFact, clause: str,
+                line_length: int) -> str:
+    """``group(receiver.s(args) clause).delay()`` as ruff's formatter and black write it: on one
+    line when it fits; else the generator on a line of its own inside the parentheses; else its
+    element and its ``for`` clause on lines of their own, the element's arguments one per line
+    when it is still too long (a call already written over several lines keeps its layout: in
+    the loop's body it had the indentation it has here)."""
+    data = src.utf8
+    line_start = data.rfind(b"\n", 0, start) + 1
+    indent = data[line_start:start].decode("utf-8")
+    nl = src.newline
+    arguments = data[call.lpar:call.rpar].decode("utf-8")
+    element = f"{receiver}s({arguments})"
+    one_line = f"{name}({element} {clause}).delay()"
+    if "\n" not in element and len(indent) + len(one_line) <= line_length:
+        return one_line
+    inner = indent + "    "
+    if "\n" not in element and len(inner) + len(element) + 1 + len(clause) <= line_length:
+        return f"{name}({nl}{inner}{element} {clause}{nl}{indent}).delay()"
+    if "\n" not in element and len(inner) + len(element) > line_length and not call.has_star:
+        spans = sorted([(a.span.start, a.span.end) for a in call.args] +
+                       [(k.span.start, k.span.end) for k in call.kwargs.values()])
+        if spans and (call.args_end is None or call.args_end <= spans[-1][1]):
+            lines = "".join(f"{nl}{inner}    {data[a:b].decode('utf-8')}," for a, b in spans)
+            element = f"{receiver}s({lines}{nl}{inner})"
+    return f"{name}({nl}{inner}{element}{nl}{inner}{clause}{nl}{indent}).delay()"
 
 
 def _read_names(node: ast.AST) -> set[str]:
@@ -618,20 +646,3 @@ def _has_comment(data: bytes) -> bool:
     return any(t.type == tokenize.COMMENT for t in tokens)
 
 
-def _import_group(src: SourceFile) -> Edit | None:
-    """``from celery import group`` before the module's first import (after ``__future__`` ones
-    and the docstring), or before its first statement."""
-    tree = _parse(src)
-    body = tree.body
-    index = 0
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(
-            body[0].value.value, str):
-        index = 1
-    while index < len(body) and isinstance(body[index], ast.ImportFrom) and body[index].module == "__future__":
-        index += 1
-    first_import = next((n for n in body[index:] if isinstance(n, (ast.Import, ast.ImportFrom))), None)
-    anchor = first_import or (body[index] if index < len(body) else None)
-    if anchor is None or anchor.col_offset != 0:
-        return None
-    offset = src.line_starts[anchor.lineno - 1]
-    return Edit(offset, offset, f"from celery import group{src.newline}")

@@ -1,5 +1,7 @@
-"""An import a fix adds lands where the project's import sorter puts it: checked by real ruff
-(``ruff check --select I``) on blocks ruff itself sorted, with the project's settings."""
+"""Fixes keep the project's own checks clean: an import a fix adds lands where the project's
+import sorter puts it, and a call a fix lengthens past the line length is split as the formatter
+splits it. Checked by real ruff (``ruff check --select I``, ``ruff format --check``), on blocks
+ruff itself sorted, with the project's settings."""
 
 from __future__ import annotations
 
@@ -214,3 +216,83 @@ def test_a_call_that_still_fits_stays_on_its_line(tmp_path):
     after = _add_keywords(root, text, [("time_limit", "300")], 88)
     assert "@app.task(bind=True, time_limit=300)\n" in after
     assert _ruff_format_clean(root, after, 88)
+
+
+def _call_fix(root: Path, text: str, make) -> str:
+    from qlint.lint.extract import extract
+
+    path = root / "proj" / "tasks.py"
+    path.write_text(text)
+    src = SourceFile.from_text(path, text)
+    facts = extract(src, "proj.tasks", False)
+    [call] = [c for fn in facts.functions for c in fn.calls if c.method in ("delay", "apply_async")]
+    data = text.encode("utf-8")
+    for edit in sorted(make(src, call), key=lambda e: e.start, reverse=True):
+        data = data[:edit.start] + edit.content.encode("utf-8") + data[edit.end:]
+    return data.decode("utf-8")
+
+
+BODY = "from proj.tasks import sync\n\n\ndef save(profile):\n    {call}\n"
+
+
+@pytest.mark.parametrize("width,split", [(60, True), (88, False)])
+def test_a_longer_method_name_splits_the_call_only_past_the_line_length(tmp_path, width, split):
+    from qlint.fixers.calls import rename_method
+
+    root = _project(tmp_path)
+    text = BODY.format(call="sync.apply_async(args=[profile.pk], countdown=5)")
+    after = _call_fix(root, text, lambda src, call: rename_method(src, call, "apply_async_on_commit", width))
+    one_line = "    sync.apply_async_on_commit(args=[profile.pk], countdown=5)\n"
+    assert (one_line not in after) is split
+    if split:
+        assert "sync.apply_async_on_commit(\n        args=[profile.pk],\n        countdown=5,\n    )\n" in after
+    assert _ruff_format_clean(root, after, width)
+
+
+@pytest.mark.parametrize("width,split", [(60, True), (88, False)])
+def test_a_wrapped_call_is_split_only_past_the_line_length(tmp_path, width, split):
+    from qlint.fixers.calls import wrap_call
+
+    root = _project(tmp_path)
+    text = BODY.format(call="sync.delay(profile.pk, reason='signup')")
+    after = _call_fix(root, text, lambda src, call: wrap_call(src, call, "transaction.on_commit", "lambda: ", width))
+    if split:
+        assert "transaction.on_commit(\n        lambda: sync.delay(profile.pk, reason='signup'),\n    )\n" in after
+    else:
+        assert "    transaction.on_commit(lambda: sync.delay(profile.pk, reason='signup'))\n" in after
+    # (the formatter would also turn the example's quotes to double ones: not the fix's doing)
+    assert _ruff_format_clean(root, after.replace("'signup'", '"signup"'), width)
+
+
+LOOP = '''from celery import group
+
+from proj.tasks import send_digest
+
+
+def notify_all(users):
+    for user in users:
+        send_digest.delay({args})
+'''
+
+
+@pytest.mark.parametrize("args,width", [
+    ("user.pk", 88),                                              # one line
+    ("user.pk, force=True, reason='weekly digest'", 60),          # the generator on a line of its own
+    ("user.pk, force=True, reason='weekly digest', locale=user.locale, channel='email'", 88),  # element, clause
+    ("\n            user.pk,\n            force=True,\n        ", 88),  # a call already split: kept so
+])
+def test_qlt604_group_is_written_as_the_formatter_writes_it(tmp_path, args, width):
+    root = _project(tmp_path, f"[tool.ruff]\nline-length = {width}\n")
+    text = LOOP.format(args=args).replace("'", '"')
+    (root / "proj" / "tasks.py").write_text(
+        "from celery import shared_task\n\n\n@shared_task\ndef send_digest(*args, **kwargs):\n    pass\n")
+    (root / "proj" / "notify.py").write_text(text)
+    from tests.helpers import fix
+
+    outcome = fix(root, ["QLT604"])
+    [fixed] = [f.text for p, f in outcome.fixed.items() if p.endswith("notify.py")]
+    assert "group(" in fixed and "for user in users" in fixed
+    (root / "proj" / "notify.py").write_text(fixed)
+    result = subprocess.run([str(RUFF), "format", "--no-cache", "--check", "--diff", "proj/notify.py"], cwd=root,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, fixed + result.stdout
