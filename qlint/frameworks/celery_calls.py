@@ -1066,3 +1066,24 @@ def task_serializer(task: Task) -> str | None:
         if resolved is not None and isinstance(resolved.value, str):
             return resolved.value
     return "json" if task.framework == "celery" and task.config_complete else None
+
+
+def model_instances_sent(project: Project) -> int:
+    """How many values a text serializer (JSON) could not encode that the project sends to its
+    tasks: model instances passed at enqueue calls, and task parameters annotated with a model.
+    A fix that turns pickle into JSON would break each of them (QLT603 would report them)."""
+    from qlint.frameworks.django import (
+        enclosing_function,
+        model_annotation,
+        model_instance,
+    )
+
+    count = 0
+    for site in project.sites:
+        fn = enclosing_function(site)
+        count += sum(1 for value in task_arguments(site) if model_instance(project, site.file, fn, value))
+    for task in project.tasks:
+        functions = [task.function] if task.function is not None else [
+            f for f in task.file.functions if task.cls is not None and f.qualname == f"{task.cls.qualname}.run"]
+        count += sum(1 for fn in functions for p in fn.params if p.annotation and model_annotation(project, task.file, p))
+    return count

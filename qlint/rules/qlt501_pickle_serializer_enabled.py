@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from qlint.fixers.calls import delete_element, replace_span, string_like
 from qlint.frameworks.celery import SERIALIZER_SETTINGS, is_pickle
+from qlint.frameworks.celery_calls import model_instances_sent
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Edit, Severity
 from qlint.lint.facts import FileFacts, Keyword
@@ -57,8 +58,10 @@ class PickleSerializerEnabled(Rule):
     For Dramatiq and Taskiq the fix swaps the class for the JSON one when it is spelled
     through its module (`dramatiq.PickleEncoder()`), so no import is needed. For Celery the
     fix replaces `"pickle"` with `"json"`, or removes it from an accept list that already
-    holds another content type. It is unsafe: arguments that JSON cannot represent
-    (datetimes, sets, model instances) stop working, and pickled messages still in the queue
+    holds another content type. There is no fix while the project sends model instances to
+    its tasks (at an enqueue call, or to a parameter annotated with a model): under JSON each
+    of those enqueues fails, and QLT603 reports them. It is unsafe: other arguments that JSON
+    cannot represent (datetimes, sets) stop working, and pickled messages still in the queue
     are rejected after the deploy.
 
     ## References
@@ -115,6 +118,24 @@ app.conf.result_serializer = "pickled-looking-name"
 """),
     ]
     INVALID = [
+        Invalid("""
+from celery import Celery
+from django.db import models
+
+app = Celery("proj")
+app.conf.task_serializer = "pickle"
+
+class Order(models.Model):
+    pass
+
+@app.task
+def send_receipt(order):
+    pass
+
+def checkout(pk):
+    send_receipt.delay(Order.objects.get(pk=pk))
+""", expect=5, message="no fix: the project sends model instances to its tasks in 1 place",
+            note="no fix while a model instance is sent: under JSON that enqueue would fail (QLT603)"),
         Invalid("""
 import dramatiq
 
@@ -215,6 +236,7 @@ CELERY_ACCEPT_CONTENT = ['json']
     ]
 
     def check(self, ctx: RuleContext) -> None:
+        self._breaking: int | None = None
         for app in ctx.project.apps:
             for key, resolved in app.setting_sites:
                 if key in SERIALIZER_SETTINGS and resolved.keyword is not None and resolved.file is not None:
@@ -251,17 +273,25 @@ CELERY_ACCEPT_CONTENT = ['json']
                    "message on the broker can run code on the workers", fix=fix)
 
     def _judge(self, ctx: RuleContext, facts: FileFacts, kw: Keyword, value, what: str, statement=None) -> None:
+        if self._breaking is None:
+            # Model instances the project sends through pickle: under JSON each enqueue fails
+            # (QLT603). No fix then: it would break them, and its result would be reported.
+            self._breaking = model_instances_sent(ctx.project)
+        fixable = not self._breaking
+        places = f"{self._breaking} place{'s' if self._breaking > 1 else ''}"
+        blocked = (f" (no fix: the project sends model instances to its tasks in {places}, and JSON cannot encode "
+                   "them; send primary keys first)") if self._breaking else ""
         if is_pickle(value):
             fix = None
-            if kw.value.kind == "const":
+            if kw.value.kind == "const" and fixable:
                 src = ctx.source(facts)
                 fix = ctx.fix(facts, 'Use "json"', [replace_span(kw.value, string_like(src, kw.value, "json"))])
             ctx.report(facts, kw.span, f"{what} is pickle: any message on the broker can run code on the "
-                       "workers", fix=fix, statement=statement)
+                       f"workers{blocked}", fix=fix, statement=statement)
         elif isinstance(value, (tuple, list, set, frozenset)) and any(is_pickle(v) for v in value):
             fix = None
             seq = kw.value
-            if seq.kind == "seq" and all(e.kind == "const" for e in seq.elements):
+            if seq.kind == "seq" and all(e.kind == "const" for e in seq.elements) and fixable:
                 src = ctx.source(facts)
                 index = next(i for i, e in enumerate(seq.elements) if is_pickle(e.value))
                 others = [e for i, e in enumerate(seq.elements) if i != index]
@@ -273,4 +303,4 @@ CELERY_ACCEPT_CONTENT = ['json']
                     fix = ctx.fix(facts, 'Accept "json" instead', [
                         replace_span(element, string_like(src, element, "json"))])
             ctx.report(facts, kw.span, f"{what} accepts pickle: any message on the broker can run code on the "
-                       "workers", fix=fix, statement=statement)
+                       f"workers{blocked}", fix=fix, statement=statement)
