@@ -15,6 +15,7 @@ from qlint.lint.cache import FactCache
 from qlint.lint.discovery import discover, is_excluded
 from qlint.lint.engine import FileError, Linter
 from qlint.lint.fixing import fix_loop
+from qlint.lint.paths import real_path
 from qlint.lint.registry import select_rules
 from qlint.lint.source import SourceFile, UndecodableSource
 from qlint.report import HUMAN_FORMATS, Summary, render, render_statistics
@@ -47,7 +48,7 @@ def _union(first: list[Path], second: list[Path], skip: set[str]) -> list[Path]:
     seen = set(skip)
     out = []
     for p in (*first, *second):
-        real = os.path.realpath(p)
+        real = real_path(p)
         if real not in seen:
             seen.add(real)
             out.append(p)

@@ -16,6 +16,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from qlint.lint.paths import real_path
+
 
 @lru_cache(maxsize=8192)
 def _is_package_dir(directory: Path) -> bool:
@@ -66,7 +68,7 @@ class ModuleNames:
         found = self._relative.get(folder, False)
         if found is not False:
             return found
-        real = os.path.realpath(folder)
+        real = real_path(folder)
         result = None
         for root in self.roots:
             if real == root:

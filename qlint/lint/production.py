@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pathspec
 
+from qlint.lint.paths import real_path
+
 # Gitignore globs, matched on the path relative to the project root. RULES.md names the
 # first ones; the rest are the same kinds of code as real projects spell them.
 DEFAULT_NON_PRODUCTION = (
@@ -53,7 +55,7 @@ class Classifier:
         """The path the globs are matched on: relative to the project root when the file is
         under it, else to the current folder; a file outside both is matched by its name alone
         (the folders above a project say nothing about it: ``/tmp/test_run0/proj/tasks.py``)."""
-        real = os.path.realpath(path)
+        real = real_path(path)
         for base in (self.root, os.getcwd()):
             try:
                 rel = os.path.relpath(real, base)
