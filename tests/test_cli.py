@@ -822,6 +822,8 @@ def test_rule_markdown(tmp_path):
     assert "QLT101" in res.out and "task-unbounded-runtime" in res.out
     lower = qlint(tmp_path, "rule", "qlt101")
     assert lower.out == res.out
+    by_name = qlint(tmp_path, "rule", "task-unbounded-runtime")  # ruff's `ruff rule` takes either
+    assert by_name.rc == 0 and by_name.out == res.out
 
 
 def test_rule_all_json(tmp_path):
@@ -851,6 +853,8 @@ def test_rule_all_markdown(tmp_path):
 def test_rule_errors(tmp_path):
     res = qlint(tmp_path, "rule", "QLT999")
     assert res.rc == 2 and "QLT999" in res.err
+    res = qlint(tmp_path, "rule", "task-unbounded")  # a name is matched whole
+    assert res.rc == 2 and "task-unbounded" in res.err
     res = qlint(tmp_path, "rule")
     assert res.rc == 2 and res.err
 
