@@ -354,3 +354,34 @@ def test_closure_names_search_decides_as_its_pattern(pieces, names):
     raw = b"".join(pieces)
     seed = prefilter.names_pattern(set(names))
     assert (seed.search(raw) is None) == (seed.pattern.search(raw) is None), (raw, names)
+
+
+# -- the call seed: a file that may call a task by name --------------------------------------------
+
+def _reference_call(names: set[bytes], raw: bytes) -> bytes | None:
+    """What the seed must decide: ``CallSeed._PATTERN``'s leftmost matches, the first whose name is in the set."""
+    for match in prefilter.CallSeed._PATTERN.finditer(raw):
+        if match.group(1) in names:
+            return match.group(1)
+    return None
+
+
+_CALL_PIECES = ["charge", "refund", "9charge", "x_charge", ".", " ", "\t", "        ", "(", ")", "\n", "delay", "s",
+                "si", "send", "apply_async", "kiq", "a", "_", "# ", "'", "é", "obj.charge", "self.", "map"]
+
+
+@_settings(max_examples=400, deadline=None)
+@_given(_st.lists(_st.sampled_from(_CALL_PIECES), max_size=30))
+def test_call_seed_decides_as_the_full_pattern(pieces):
+    raw = "".join(pieces).encode("utf-8")
+    seed = prefilter.calls_pattern({"charge", "refund"})
+    assert seed.search(raw) == _reference_call(seed.names, raw)
+
+
+def test_call_seed_examples():
+    seed = prefilter.calls_pattern({"charge"})
+    assert seed.search(b"charge.delay(1)") == b"charge"
+    assert seed.search(b"tasks.charge .  apply_async (args)") == b"charge"
+    assert seed.search(b"9charge.delay(") == b"charge"  # an identifier cannot start with a digit
+    assert seed.search(b"recharge.delay(1)") is None and seed.search(b"charge.delayed(1)") is None
+    assert seed.search(b"charge" + b" " * 9 + b".delay(") is None  # at most 8 spaces, as the pattern says

@@ -259,6 +259,7 @@ class Project:
         self.aliases = aliases or {}  # ``server.polar.worker`` -> ``polar.worker`` (qlint.lint.modules)
         self._load_enabled = True
         self._canonical: dict[tuple[str, bool, int], str] = {}
+        self._lookups: dict[tuple[str, bool, int], tuple[FileFacts, str] | None] = {}
         self.tasks: list[Task] = []
         self.apps: list[App] = []
         self.sites: list[Site] = []
@@ -309,6 +310,20 @@ class Project:
         """
         if _depth > 8 or not qualified:
             return None
+        # An answer holds while no module is loaded (a loaded one may define or re-export the
+        # name) and in the same mode (``parsed_only`` forbids loading): wrappers ask the same
+        # names thousands of times.
+        # (Only whole lookups: one cut short by the depth limit is no answer for another depth.)
+        if _depth:
+            return self._lookup(qualified, _depth)
+        key = (qualified, self._load_enabled, len(self.files))
+        if key in self._lookups:
+            return self._lookups[key]
+        found = self._lookup(qualified, _depth)
+        self._lookups[(qualified, self._load_enabled, len(self.files))] = found
+        return found
+
+    def _lookup(self, qualified: str, _depth: int) -> tuple[FileFacts, str] | None:
         module, _, name = qualified.rpartition(".")
         if not module:
             return None

@@ -106,18 +106,39 @@ class CallSeed:
     _METHODS = sorted(ENQUEUE_METHODS, key=len, reverse=True)
     _PATTERN = re.compile(rb"([A-Za-z_][A-Za-z0-9_]*)[ \t]{0,8}\.[ \t]{0,8}(?:"
                           + b"|".join(m.encode() for m in _METHODS) + rb")[ \t]{0,8}\(")
-    _HINTS = tuple(f".{m}".encode() for m in _METHODS)
 
     def __init__(self, names: set[str]) -> None:
         self.names = {n.encode() for n in names}
 
-    def search(self, raw: bytes) -> re.Match[bytes] | None:
-        if not any(hint in raw for hint in self._HINTS):
-            return None
-        for match in self._PATTERN.finditer(raw):
-            if match.group(1) in self.names:
-                return match
+    # The method part alone: it starts with a literal ``.``, which ``re`` finds at memory speed,
+    # where ``_PATTERN``'s leading identifier is tried at every byte (1.4 s on 1,800 files).
+    _METHOD = re.compile(rb"\.[ \t]{0,8}(?:" + b"|".join(m.encode() for m in _METHODS) + rb")[ \t]{0,8}\(")
+
+    def search(self, raw: bytes) -> bytes | None:
+        """The name before the first ``<name>.<method>(`` whose name is in the set, as
+        ``_PATTERN.finditer`` would find it (``tests/test_prefilter.py`` compares the two)."""
+        # (No substring pre-test: ``. delay(`` is a call too, and the scan is as fast as one.)
+        for match in self._METHOD.finditer(raw):
+            name = _name_before(raw, match.start())
+            if name is not None and name in self.names:
+                return name
         return None
+
+
+_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _name_before(raw: bytes, dot: int) -> bytes | None:
+    """The identifier that ends at most 8 spaces or tabs before ``dot`` (``_PATTERN``'s group)."""
+    end = dot
+    while end > 0 and dot - end < 8 and raw[end - 1] in b" \t":
+        end -= 1
+    start = end
+    while start > 0 and raw[start - 1] in _WORD:
+        start -= 1
+    while start < end and raw[start] in b"0123456789":
+        start += 1  # an identifier starts with a letter or ``_``: ``9abc`` ends in ``abc``
+    return raw[start:end] if start < end else None
 
 
 def calls_pattern(names: set[str]) -> CallSeed | None:
