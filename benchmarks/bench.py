@@ -17,7 +17,9 @@ machine noise hits every command alike):
 - ``fixit lint`` with a rule equivalent to QLT101 (benchmarks/fixit_rules)
 
 and prints each command's median wall time, the ratios qlint / peer, qlint's peak memory
-(the process's maximum resident set, from ``wait4``) and how many files it parsed.
+(the process's maximum resident set, from ``wait4``) and how many files it parsed, and the
+physical floor: reading every Python file plus compiling the ones qlint parses, in one process
+(``benchmarks/floor.py``), so that the distance between qlint's cold run and it is visible.
 Peers are looked up in ``--bin-dir`` (default: the folder of this Python), then on PATH;
 a missing peer is reported as such, never silently skipped. A command running longer
 than ``--timeout`` seconds is stopped and reported as timed out.
@@ -220,9 +222,28 @@ def bench(codebase: Path, runs: int, bin_dir: Path | None, timeout: float) -> st
         plugin, own = medians.get(f"flake8 --select QLT{suffix}"), medians.get(f"flake8 own checks{suffix}")
         if plugin and own:
             lines.append(f"- flake8 --select QLT{suffix} / flake8 own checks{suffix} = {plugin / own:.2f}")
+    floor = physical_floor(codebase, timeout)
+    if floor is not None:
+        seconds, text = floor
+        cold = medians.get("qlint cold (--no-cache)")
+        ratio = f"; qlint cold / floor = {cold / seconds:.2f}" if cold and seconds > 0 else ""
+        lines.append(f"- physical floor ({text}, one process: benchmarks/floor.py) = {seconds:.2f} s{ratio}")
     if missing:
         lines.append(f"- not measured (not installed): {', '.join(missing)}")
     return "\n".join(lines) + "\n"
+
+
+def physical_floor(codebase: Path, timeout: float) -> tuple[float, str] | None:
+    """Reading every discovered Python file and compiling the ones qlint parses: what no linter
+    of qlint's design can skip (timed inside benchmarks/floor.py, after it asked qlint which files)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    try:
+        proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "floor.py"), str(codebase)], cwd=codebase,
+                              env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    match = re.search(r"floor: (read \d+ files, compile \d+): ([\d.]+) s", proc.stdout)
+    return (float(match.group(2)), match.group(1)) if match else None
 
 
 GENERATED_TASK = """
