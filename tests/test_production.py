@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qlint.lint.production import DEFAULT_NON_PRODUCTION, Classifier
 from qlint.settings import ConfigError, Settings, parse_table
@@ -163,3 +165,26 @@ def test_settings_default_is_the_documented_list():
     classifier = Classifier(DEFAULT_NON_PRODUCTION, Path("/p"))
     for example in named.values():
         assert not classifier.is_production(Path("/p") / example), example
+
+
+_PARTS = ["tests", "test", "t", "src", "proj", "docs", "test_x.py", "a_test.py", "conftest.py", "tasks.py", "examples",
+          "x_tests", "fixtures", "compose.test.yml", "docker-compose.test.yml", "a.test.yaml", "testing.py", "doc",
+          "benchmarks", ".semgrep", "é", "a b"]
+
+
+@given(st.lists(st.sampled_from(_PARTS), min_size=1, max_size=5),
+       st.sampled_from([(), ("generated/",), ("!tests/keep.py", "legacy/")]))
+@settings(max_examples=300, deadline=None)
+def test_one_regex_decides_as_pathspec(parts, extra):
+    """The classifier's single regex (no negations) answers as pathspec's glob-by-glob match;
+    with a negation it is pathspec that answers."""
+    import pathspec
+
+    from qlint.lint.production import GLOB_STYLE
+
+    patterns = (*DEFAULT_NON_PRODUCTION, *extra)
+    classifier = Classifier(patterns, Path("/nowhere"))
+    rel = "/".join(parts)
+    expected = not pathspec.PathSpec.from_lines(GLOB_STYLE, patterns).match_file(rel)
+    assert (classifier._any is None) == any(p.startswith("!") for p in extra)
+    assert classifier.is_production(Path("/nowhere") / rel) == expected

@@ -10,6 +10,7 @@ tests counts for nothing (RULES.md, principle 1).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pathspec
@@ -50,6 +51,12 @@ class Classifier:
         self.root = os.path.realpath(root)
         self._spec = pathspec.PathSpec.from_lines(GLOB_STYLE, self.patterns)
         self._memo: dict[str, bool] = {}
+        # Without negations (``!glob``) a path matches when any glob does: one regex of them
+        # all answers at once what pathspec asks glob by glob (a tenth of a warm run).
+        globs = [p for p in self._spec.patterns if p.include is not None]
+        self._any = None
+        if globs and all(p.include and getattr(p, "regex", None) is not None for p in globs):
+            self._any = re.compile("|".join(f"(?:{p.regex.pattern})" for p in globs))
 
     def relative(self, path: str | os.PathLike[str]) -> str:
         """The path the globs are matched on: relative to the project root when the file is
@@ -69,7 +76,10 @@ class Classifier:
         key = os.fspath(path)
         verdict = self._memo.get(key)
         if verdict is None:
-            verdict = self._memo[key] = not self._spec.match_file(self.relative(key))
+            relative = self.relative(key)
+            matched = self._any.match(relative) is not None if self._any is not None else \
+                self._spec.match_file(relative)
+            verdict = self._memo[key] = not matched
         return verdict
 
 
