@@ -138,6 +138,10 @@ OPTIONS: tuple[Option, ...] = (
            "when it runs more often than this, in seconds: its interval, or its crontab's shortest gap between "
            "two runs, is shorter. Slower schedules (hourly, daily) are not reported.", "int | float",
            "expiry-interval = 900"),
+    Option("max-receive-count", _positive_int, 10, "QLT802 reports an SQS redrive policy whose "
+           "`maxReceiveCount` is above this: a message that fails every time is received that many times "
+           "before it reaches the dead-letter queue. Its fix writes this value.", "int",
+           "max-receive-count = 5"),
 )
 
 DEFAULT_EXCLUDES = (
@@ -167,6 +171,7 @@ class Settings:
     http_timeout: float | int = 30
     max_tasks_per_child: int = 1000
     expiry_interval: float | int = 3600
+    max_receive_count: int = 10
     # Where the settings came from; patterns are relative to this directory.
     config_path: Path | None = None
     root: Path = field(default_factory=Path.cwd)

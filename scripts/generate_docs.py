@@ -35,6 +35,7 @@ FAMILIES = {
     "5": "Security and input",
     "6": "Calling patterns",
     "7": "Deployment",
+    "8": "Queues defined outside Python",
 }
 FIX = {"None": "-", "Sometimes": "sometimes", "Always": "always"}
 LANGUAGES = {".py": "python", ".pyi": "python", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}

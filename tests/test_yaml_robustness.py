@@ -54,7 +54,7 @@ def test_a_valid_manifest_is_read(tmp_path):
 @pytest.mark.parametrize("cut", [10, 57, 120, len(WORKER) - 9])
 def test_truncated_manifest_is_an_error_or_a_smaller_manifest(tmp_path, cut):
     _, errors, skipped, _, read = outcome(tmp_path, "worker.yaml", WORKER.encode()[:cut])
-    cut_before_any_key = any("not a Kubernetes or docker-compose manifest" in why for why in skipped)
+    cut_before_any_key = any("not a Kubernetes, docker-compose or CloudFormation manifest" in why for why in skipped)
     assert read or errors or cut_before_any_key, \
         "a truncated manifest is still valid YAML, an error naming the problem, or no longer a manifest"
     assert all(e.startswith("invalid YAML") for e in errors)
@@ -147,7 +147,7 @@ def test_a_github_workflow_is_not_mistaken_for_a_template(tmp_path):
     workflow = b"on: push\njobs:\n  test:\n    runs-on: ${{ matrix.os }}\n"
     _, errors, skipped, _, read = outcome(tmp_path, "ci.yml", workflow)
     assert not read and not errors
-    assert skipped and "not a Kubernetes or docker-compose manifest" in skipped[0]
+    assert skipped and "not a Kubernetes, docker-compose or CloudFormation manifest" in skipped[0]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

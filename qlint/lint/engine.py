@@ -434,6 +434,7 @@ class Linter:
         project.workloads = [w for w in workloads if w.kind != "script"]
         project.workers = [w for w in workers if w.workload.kind != "script"]
         project.script_workers = [w for w in workers if w.workload.kind == "script"]
+        project.templates = [t for m in production for t in m.templates]  # SQS queues and their consumers
         for framework in FRAMEWORKS:  # what the worker commands change (a pool, a consumer type, a scheduler)
             apply = getattr(framework, "apply_workers", None)
             if apply is not None:

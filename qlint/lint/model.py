@@ -267,6 +267,7 @@ class Project:
         self.workloads: list = []
         self.workers: list = []
         self.script_workers: list = []  # workers started by shell scripts: flags only
+        self.templates: list = []  # SQS queues of CloudFormation templates (qlint.manifests.cloudformation)
         self._fold_stack: set[int] = set()
 
     # -- symbols ---------------------------------------------------------------------

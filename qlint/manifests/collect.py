@@ -15,9 +15,16 @@ from pathlib import Path
 
 from qlint.lint.facts import FileFacts, Span
 from qlint.lint.source import SourceFile
-from qlint.manifests import yamldoc
+from qlint.manifests import cloudformation, yamldoc
 from qlint.manifests.commands import WorkerCommand, parse
-from qlint.manifests.workloads import Container, Token, Workload, compose, kubernetes, limit_range
+from qlint.manifests.workloads import (
+    Container,
+    Token,
+    Workload,
+    compose,
+    kubernetes,
+    limit_range,
+)
 
 
 @dataclass
@@ -80,6 +87,7 @@ class ManifestFile:
     workloads: list[Workload] = field(default_factory=list)
     scalers: list[tuple[str, str, str]] = field(default_factory=list)  # (scaler, target kind, target name)
     limit_ranges: list[tuple[str | None, set[str]]] = field(default_factory=list)  # (namespace, defaulted)
+    templates: list[cloudformation.Template] = field(default_factory=list)  # SQS queues and their consumers
 
 
 def is_procfile(path: Path) -> bool:
@@ -105,6 +113,11 @@ def read(src: SourceFile) -> ManifestFile:
             continue
         if doc.get("services") is not None and doc.get("kind") is None:
             result.workloads.extend(compose(doc, path))
+            continue
+        if doc.get("kind") is None and (doc.get("Resources") is not None or doc.get("resources") is not None):
+            template = cloudformation.read(doc, path)  # CloudFormation, SAM, Serverless Framework
+            if template is not None:
+                result.templates.append(template)
             continue
         defaults = limit_range(doc)
         if defaults is not None:

@@ -26,8 +26,12 @@ MAX_BYTES = 2_000_000
 MERGE_TAG = "tag:yaml.org,2002:merge"
 MAX_MERGED = 1000  # mappings one merged walk visits at most
 MAX_MERGED_PAIRS = 20_000  # and pairs: a walk's cost is bounded whatever the anchors hold  # a manifest larger than this is data, not a deployment description
-_TEMPLATE = re.compile(rb"\{\{-?|\{%-?")
-_MANIFEST_HINT = re.compile(rb"^(apiVersion|kind|services)\s*:", re.MULTILINE)
+# (CloudFormation's dynamic references, ``{{resolve:ssm:name}}``, are no template syntax.)
+_TEMPLATE = re.compile(rb"\{\{(?!resolve:)-?|\{%-?")
+_MANIFEST_HINT = re.compile(rb"^(apiVersion|kind|services|Resources|AWSTemplateFormatVersion)\s*:", re.MULTILINE)
+# Serverless Framework's file holds its CloudFormation under ``resources:``, a key too common
+# elsewhere (Helm values) to mark a manifest: the file is known by its name.
+SERVERLESS_NAMES = ("serverless.yml", "serverless.yaml")
 
 
 class Skipped(Exception):
@@ -203,9 +207,9 @@ def documents(src: SourceFile) -> list[Node]:
     raw = src.raw
     if len(raw) > MAX_BYTES:
         raise Skipped(f"{len(raw)} bytes: larger than a manifest qlint reads ({MAX_BYTES} bytes)")
-    if not looks_like_manifest(raw):  # a CI workflow, a data file: not a Kubernetes or compose manifest
-        raise Skipped("not a Kubernetes or docker-compose manifest (no top-level `apiVersion`, `kind` or "
-                      "`services`)")
+    if not looks_like_manifest(raw) and src.path.name not in SERVERLESS_NAMES:  # a CI workflow, a data file
+        raise Skipped("not a Kubernetes, docker-compose or CloudFormation manifest (no top-level `apiVersion`, "
+                      "`kind`, `services` or `Resources`)")
     if _TEMPLATE.search(raw):
         raise Skipped("a template (Helm `{{ }}` or Jinja `{% %}`): render it and pipe the output to "
                       "`qlint check --stdin-filename rendered.yaml -`")

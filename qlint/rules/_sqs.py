@@ -1,0 +1,37 @@
+"""What the SQS rules (QLT801-QLT804) share: where a queue is reported, and how long things last."""
+
+from __future__ import annotations
+
+from qlint.fixers.yaml import set_nested, set_scalar
+from qlint.lint.diagnostics import Edit
+from qlint.lint.facts import FileFacts
+from qlint.manifests.cloudformation import Queue, Template
+
+
+def queue_file(queue: Queue) -> FileFacts:
+    """The template as rules report on it (``RuleContext.report`` takes a file's facts)."""
+    return FileFacts(path=queue.path, module="")
+
+
+def duration(seconds: float) -> str:
+    """``345600 s (4 days)``: seconds, and the largest whole unit when there is one."""
+    value = int(seconds) if float(seconds).is_integer() else seconds
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{value} s ({count} {unit}{'s' if count > 1 else ''})"
+    return f"{value} s"
+
+
+def queues(project) -> list[tuple[Template, Queue]]:
+    return [(template, queue) for template in project.templates for queue in template.queues.values()]
+
+
+def set_property(src, queue: Queue, key: str, value: str) -> list[Edit]:
+    """Edits writing ``key: value`` in the queue's ``Properties`` (added after ``Type`` when it has
+    none); none when ``Properties`` is something else (a parameter, a flow mapping qlint leaves)."""
+    if queue.properties is not None:
+        return set_scalar(src, queue.properties, key, value)
+    if queue.resource.get("Properties") is None:
+        return set_nested(src, queue.resource, "Properties", key, value, after="Type")
+    return []
