@@ -35,6 +35,8 @@ COMMITTED = {
     "QLT802": "dead-letter-after-too-many-receives",
     "QLT803": "visibility-timeout-below-consumer",
     "QLT804": "dead-letter-retention-shorter",
+    "QLT805": "cloud-tasks-unbounded-retries",
+    "QLT806": "cloud-tasks-retry-without-backoff",
     "QLT403": "worker-pool-oversized",
     "QLT410": "memory-budget-inconsistent",
     "QLT504": "broker-credentials-in-manifest",

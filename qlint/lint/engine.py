@@ -435,6 +435,7 @@ class Linter:
         project.workers = [w for w in workers if w.workload.kind != "script"]
         project.script_workers = [w for w in workers if w.workload.kind == "script"]
         project.templates = [t for m in production for t in m.templates]  # SQS queues and their consumers
+        project.task_queues = [q for m in production for q in m.task_queues]  # Cloud Tasks (queue.yaml)
         for framework in FRAMEWORKS:  # what the worker commands change (a pool, a consumer type, a scheduler)
             apply = getattr(framework, "apply_workers", None)
             if apply is not None:

@@ -268,6 +268,7 @@ class Project:
         self.workers: list = []
         self.script_workers: list = []  # workers started by shell scripts: flags only
         self.templates: list = []  # SQS queues of CloudFormation templates (qlint.manifests.cloudformation)
+        self.task_queues: list = []  # Cloud Tasks queues of queue.yaml (qlint.manifests.cloudtasks)
         self._fold_stack: set[int] = set()
 
     # -- symbols ---------------------------------------------------------------------

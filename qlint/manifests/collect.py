@@ -15,7 +15,7 @@ from pathlib import Path
 
 from qlint.lint.facts import FileFacts, Span
 from qlint.lint.source import SourceFile
-from qlint.manifests import cloudformation, yamldoc
+from qlint.manifests import cloudformation, cloudtasks, yamldoc
 from qlint.manifests.commands import WorkerCommand, parse
 from qlint.manifests.workloads import (
     Container,
@@ -88,6 +88,7 @@ class ManifestFile:
     scalers: list[tuple[str, str, str]] = field(default_factory=list)  # (scaler, target kind, target name)
     limit_ranges: list[tuple[str | None, set[str]]] = field(default_factory=list)  # (namespace, defaulted)
     templates: list[cloudformation.Template] = field(default_factory=list)  # SQS queues and their consumers
+    task_queues: list[cloudtasks.TaskQueue] = field(default_factory=list)  # queue.yaml's Cloud Tasks queues
 
 
 def is_procfile(path: Path) -> bool:
@@ -113,6 +114,9 @@ def read(src: SourceFile) -> ManifestFile:
             continue
         if doc.get("services") is not None and doc.get("kind") is None:
             result.workloads.extend(compose(doc, path))
+            continue
+        if Path(path).name in cloudtasks.FILE_NAMES:
+            result.task_queues.extend(cloudtasks.read(doc, path))
             continue
         if doc.get("kind") is None and (doc.get("Resources") is not None or doc.get("resources") is not None):
             template = cloudformation.read(doc, path)  # CloudFormation, SAM, Serverless Framework

@@ -32,6 +32,8 @@ _MANIFEST_HINT = re.compile(rb"^(apiVersion|kind|services|Resources|AWSTemplateF
 # Serverless Framework's file holds its CloudFormation under ``resources:``, a key too common
 # elsewhere (Helm values) to mark a manifest: the file is known by its name.
 SERVERLESS_NAMES = ("serverless.yml", "serverless.yaml")
+# Likewise App Engine's (and Cloud Tasks') ``queue.yaml``, whose one key is ``queue:``.
+NAMED_MANIFESTS = (*SERVERLESS_NAMES, "queue.yaml", "queue.yml")
 
 
 class Skipped(Exception):
@@ -207,7 +209,7 @@ def documents(src: SourceFile) -> list[Node]:
     raw = src.raw
     if len(raw) > MAX_BYTES:
         raise Skipped(f"{len(raw)} bytes: larger than a manifest qlint reads ({MAX_BYTES} bytes)")
-    if not looks_like_manifest(raw) and src.path.name not in SERVERLESS_NAMES:  # a CI workflow, a data file
+    if not looks_like_manifest(raw) and src.path.name not in NAMED_MANIFESTS:  # a CI workflow, a data file
         raise Skipped("not a Kubernetes, docker-compose or CloudFormation manifest (no top-level `apiVersion`, "
                       "`kind`, `services` or `Resources`)")
     if _TEMPLATE.search(raw):
