@@ -37,6 +37,8 @@ COMMITTED = {
     "QLT804": "dead-letter-retention-shorter",
     "QLT805": "cloud-tasks-unbounded-retries",
     "QLT806": "cloud-tasks-retry-without-backoff",
+    "QLT807": "sidekiq-shutdown-grace-too-short",
+    "QLT808": "sidekiq-concurrency-exceeds-db-pool",
     "QLT403": "worker-pool-oversized",
     "QLT410": "memory-budget-inconsistent",
     "QLT504": "broker-credentials-in-manifest",

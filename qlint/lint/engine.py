@@ -29,7 +29,7 @@ from qlint.lint.registry import Rule, all_rules, code_matches
 from qlint.lint.source import SourceFile, UndecodableSource
 from qlint.lint.trees import Trees
 from qlint.manifests import collect as manifests
-from qlint.manifests import yamldoc
+from qlint.manifests import sidekiq, yamldoc
 from qlint.settings import Settings
 
 FRAMEWORKS = (celery, rq, dramatiq, huey, taskiq, arq)
@@ -436,6 +436,9 @@ class Linter:
         project.script_workers = [w for w in workers if w.workload.kind == "script"]
         project.templates = [t for m in production for t in m.templates]  # SQS queues and their consumers
         project.task_queues = [q for m in production for q in m.task_queues]  # Cloud Tasks (queue.yaml)
+        configs = {m.path: m.sidekiq_config for m in production if m.sidekiq_config is not None}
+        project.sidekiq = sidekiq.processes(project.workloads, configs, str(self.settings.root))
+        project.databases = {m.path: m.database for m in production if m.database is not None}
         for framework in FRAMEWORKS:  # what the worker commands change (a pool, a consumer type, a scheduler)
             apply = getattr(framework, "apply_workers", None)
             if apply is not None:

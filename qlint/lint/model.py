@@ -269,6 +269,8 @@ class Project:
         self.script_workers: list = []  # workers started by shell scripts: flags only
         self.templates: list = []  # SQS queues of CloudFormation templates (qlint.manifests.cloudformation)
         self.task_queues: list = []  # Cloud Tasks queues of queue.yaml (qlint.manifests.cloudtasks)
+        self.sidekiq: list = []  # Sidekiq processes the workloads start (qlint.manifests.sidekiq)
+        self.databases: dict = {}  # path -> a Rails config/database.yml
         self._fold_stack: set[int] = set()
 
     # -- symbols ---------------------------------------------------------------------

@@ -22,7 +22,8 @@ from qlint.lint.paths import real_path
 DEFAULT_NON_PRODUCTION = (
     # tests
     "tests/", "test/", "testing/", "t/", "*_tests/", "*_test/", "test_*", "*_test.py", "*_tests.py",
-    "test.py", "tests.py", "testing.py", "conftest.py", "testapp/", "testproject/", "testutils/",
+    "test.py", "tests.py", "testing.py", "conftest.py", "testapp/", "testproject/", "testutils/", "unittests/",
+    "integrationtests/",
     # examples, documentation, benchmarks, fixtures, other linters' rule fixtures
     "examples/", "example/", "docs/", "doc/", "benchmarks/", "benchmark/", "fixtures/", ".semgrep/",
     # manifests for tests

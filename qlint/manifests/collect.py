@@ -15,7 +15,7 @@ from pathlib import Path
 
 from qlint.lint.facts import FileFacts, Span
 from qlint.lint.source import SourceFile
-from qlint.manifests import cloudformation, cloudtasks, yamldoc
+from qlint.manifests import cloudformation, cloudtasks, sidekiq, yamldoc
 from qlint.manifests.commands import WorkerCommand, parse
 from qlint.manifests.workloads import (
     Container,
@@ -89,6 +89,8 @@ class ManifestFile:
     limit_ranges: list[tuple[str | None, set[str]]] = field(default_factory=list)  # (namespace, defaulted)
     templates: list[cloudformation.Template] = field(default_factory=list)  # SQS queues and their consumers
     task_queues: list[cloudtasks.TaskQueue] = field(default_factory=list)  # queue.yaml's Cloud Tasks queues
+    sidekiq_config: yamldoc.Node | None = None  # a config/sidekiq.yml
+    database: yamldoc.Node | None = None  # a Rails config/database.yml
 
 
 def is_procfile(path: Path) -> bool:
@@ -115,7 +117,15 @@ def read(src: SourceFile) -> ManifestFile:
         if doc.get("services") is not None and doc.get("kind") is None:
             result.workloads.extend(compose(doc, path))
             continue
-        if Path(path).name in cloudtasks.FILE_NAMES:
+        name = Path(path).name
+        plain = doc.get("kind") is None and doc.get("apiVersion") is None  # no Kubernetes document
+        if name in sidekiq.CONFIG_NAMES and plain:
+            result.sidekiq_config = doc
+            continue
+        if name in sidekiq.DATABASE_NAMES and plain:
+            result.database = doc
+            continue
+        if name in cloudtasks.FILE_NAMES:
             result.task_queues.extend(cloudtasks.read(doc, path))
             continue
         if doc.get("kind") is None and (doc.get("Resources") is not None or doc.get("resources") is not None):

@@ -32,8 +32,9 @@ _MANIFEST_HINT = re.compile(rb"^(apiVersion|kind|services|Resources|AWSTemplateF
 # Serverless Framework's file holds its CloudFormation under ``resources:``, a key too common
 # elsewhere (Helm values) to mark a manifest: the file is known by its name.
 SERVERLESS_NAMES = ("serverless.yml", "serverless.yaml")
-# Likewise App Engine's (and Cloud Tasks') ``queue.yaml``, whose one key is ``queue:``.
-NAMED_MANIFESTS = (*SERVERLESS_NAMES, "queue.yaml", "queue.yml")
+# Likewise App Engine's (and Cloud Tasks') ``queue.yaml``, whose one key is ``queue:``, and the
+# Sidekiq and Rails files Sidekiq's rules read (``config/sidekiq.yml``, ``config/database.yml``).
+NAMED_MANIFESTS = (*SERVERLESS_NAMES, "queue.yaml", "queue.yml", "sidekiq.yml", "sidekiq.yaml", "database.yml")
 
 
 class Skipped(Exception):
