@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from qlint.lint.discovery import classify
 from qlint.lint.engine import Linter
 from qlint.lint.fixing import fix_loop
 from qlint.lint.registry import all_rules, select_rules
@@ -34,8 +35,8 @@ def make_linter(root: Path, codes: list[str] | None = None, *, use_prefilter: bo
     rules = select_rules(codes, (), ()) if codes is not None else select_rules(None)
     linter = Linter(s, rules, use_prefilter=use_prefilter)
     linter.load(sorted(p for p in root.rglob("*.py")))
-    linter.load_manifests(sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml", ".sh")
-                                 or p.name.startswith("Procfile")))
+    linter.load_manifests(sorted(p for p in root.rglob("*")
+                                 if p.is_file() and classify(p) in ("yaml", "procfile", "script")))
     return linter
 
 

@@ -124,3 +124,46 @@ Resources:
       FunctionName: !ImportValue other-stack-function
 '''})
     assert findings(tmp_path, ["QLT801", "QLT802", "QLT803", "QLT804"]) == []
+
+
+JSON_TEMPLATE = '''{
+  "AWSTemplateFormatVersion": "2010-09-09",
+  "Resources": {
+    "Orders": {
+      "Type": "AWS::SQS::Queue",
+      "Properties": {
+        "VisibilityTimeout": 60,
+        "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["OrdersDead", "Arn"]}, "maxReceiveCount": 40}
+      }
+    },
+    "OrdersDead": {
+      "Type": "AWS::SQS::Queue",
+      "Properties": {"QueueName": "orders-dead"}
+    },
+    "Handler": {
+      "Type": "AWS::Lambda::Function",
+      "Properties": {"Timeout": 30}
+    },
+    "Mapping": {
+      "Type": "AWS::Lambda::EventSourceMapping",
+      "Properties": {"EventSourceArn": {"Fn::GetAtt": ["Orders", "Arn"]}, "FunctionName": {"Ref": "Handler"}}
+    }
+  }
+}
+'''
+
+
+def test_a_json_template_is_read_and_fixed_only_where_a_value_is_replaced(tmp_path):
+    write_project(tmp_path, {"infra/orders.template.json": JSON_TEMPLATE, "package.json": '{"Resources": 1}'})
+    codes = ["QLT801", "QLT802", "QLT803", "QLT804"]
+    got = sorted((path, row, code) for path, row, code, _ in findings(tmp_path, codes))
+    assert got == [("infra/orders.template.json", 7, "QLT803"), ("infra/orders.template.json", 8, "QLT802"),
+                   ("infra/orders.template.json", 11, "QLT804")]  # package.json is no template
+    outcome = fix(tmp_path, codes)
+    [text] = [f.text for f in outcome.fixed.values()]
+    import json
+
+    data = json.loads(text)  # still JSON
+    props = data["Resources"]["Orders"]["Properties"]
+    assert props["VisibilityTimeout"] == 180 and props["RedrivePolicy"]["maxReceiveCount"] == 10
+    assert data["Resources"]["OrdersDead"]["Properties"] == {"QueueName": "orders-dead"}  # no key added to JSON

@@ -194,13 +194,20 @@ def _has_python_shebang(path: str | os.PathLike[str]) -> bool:
     return b"python" in first or b"pypy" in first
 
 
+def _template_name(lower: str) -> bool:
+    """A CloudFormation template in JSON, as such files are named (``template.json``,
+    ``orders.template.json``, ``stack-template.json``, ``*.template``)."""
+    return lower == "template.json" or lower.endswith((".template.json", "-template.json", "_template.json",
+                                                       ".template"))
+
+
 def _classify_name(name: str, path: str | os.PathLike[str]) -> str:
     base, suffix = os.path.splitext(name)
     suffix = suffix.lower()
     if suffix in PYTHON_SUFFIXES:
         return "python"
-    if suffix in YAML_SUFFIXES:
-        return "yaml"
+    if suffix in YAML_SUFFIXES or _template_name(name.lower()):
+        return "yaml"  # (JSON is YAML: a CloudFormation template in JSON is read by the same loader)
     if name == "Procfile" or base == "Procfile":
         return "procfile"
     if suffix == ".sh":
@@ -215,7 +222,8 @@ def classify(path: Path) -> str:
 
     Python: ``*.py``, ``*.pyi``, or an extensionless file whose first line is a python
     shebang (only such files are opened, and only their first bytes read). YAML:
-    ``*.yaml``, ``*.yml``. Procfile: ``Procfile`` and ``Procfile.<anything>``.
+    ``*.yaml``, ``*.yml``, and CloudFormation templates in JSON (``template.json``,
+    ``*.template.json``, ``*.template``). Procfile: ``Procfile`` and ``Procfile.<anything>``.
     """
     return _classify_name(Path(path).name, path)
 

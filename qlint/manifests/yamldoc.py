@@ -28,7 +28,8 @@ MAX_MERGED = 1000  # mappings one merged walk visits at most
 MAX_MERGED_PAIRS = 20_000  # and pairs: a walk's cost is bounded whatever the anchors hold  # a manifest larger than this is data, not a deployment description
 # (CloudFormation's dynamic references, ``{{resolve:ssm:name}}``, are no template syntax.)
 _TEMPLATE = re.compile(rb"\{\{(?!resolve:)-?|\{%-?")
-_MANIFEST_HINT = re.compile(rb"^(apiVersion|kind|services|Resources|AWSTemplateFormatVersion)\s*:", re.MULTILINE)
+_MANIFEST_HINT = re.compile(rb"^(apiVersion|kind|services|Resources|AWSTemplateFormatVersion)\s*:"
+                            rb'|^\s*"(Resources|AWSTemplateFormatVersion)"\s*:', re.MULTILINE)  # YAML, or JSON
 # Serverless Framework's file holds its CloudFormation under ``resources:``, a key too common
 # elsewhere (Helm values) to mark a manifest: the file is known by its name.
 SERVERLESS_NAMES = ("serverless.yml", "serverless.yaml")

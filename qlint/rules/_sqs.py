@@ -31,7 +31,15 @@ def set_property(src, queue: Queue, key: str, value: str) -> list[Edit]:
     """Edits writing ``key: value`` in the queue's ``Properties`` (added after ``Type`` when it has
     none); none when ``Properties`` is something else (a parameter, a flow mapping qlint leaves)."""
     if queue.properties is not None:
+        if flow_or_json(src, queue.properties) and queue.properties.get(key) is None:
+            return []  # a key of its own in JSON or a flow mapping is the formatter's to lay out
         return set_scalar(src, queue.properties, key, value)
-    if queue.resource.get("Properties") is None:
+    if queue.resource.get("Properties") is None and not flow_or_json(src, queue.resource):
         return set_nested(src, queue.resource, "Properties", key, value, after="Type")
     return []
+
+
+def flow_or_json(src, node) -> bool:
+    """A JSON file, or a ``{...}`` mapping: its values can be replaced, but a line of YAML
+    cannot be added to it."""
+    return str(src.path).endswith((".json", ".template")) or src.utf8[node.span.start:node.span.start + 1] == b"{"

@@ -154,9 +154,9 @@ Resources:
                 continue
             fix = None
             text = ctx.sources[queue.path].utf8[node.span.start:node.span.end]
-            if text.strip().isdigit() and queue.redrive is not None:
+            if text.strip().isdigit() and queue.redrive is not None:  # a number written as such: replaced
                 edits = set_scalar(ctx.sources[queue.path], queue.redrive, "maxReceiveCount", str(limit))
-                if edits and _block(ctx.sources[queue.path].utf8, queue.redrive):
+                if edits:
                     fix = ctx.fix(queue_file(queue), f"Set `maxReceiveCount: {limit}`", edits)
             ctx.report(queue_file(queue), node.span,
                        f"SQS queue `{queue.logical_id}` moves a message to its dead-letter queue only after it is "
@@ -164,8 +164,3 @@ Resources:
                        f"times, a visibility timeout apart, before anyone is told; at most {limit} "
                        "(`max-receive-count`)", fix=fix)
 
-
-def _block(data: bytes, mapping) -> bool:
-    """A block mapping (``key: value`` lines), where a value is replaced in place; a flow mapping's
-    quoting and commas are the formatter's to keep."""
-    return not data[mapping.span.start:mapping.span.start + 1] == b"{"
