@@ -97,7 +97,7 @@ class _ProjectState:
         # a checked file replaces its entry instead of joining the model twice.
         self._by_real = {os.path.realpath(p): p for p in found.python}
         self.linter.load(found.python)
-        self.linter.load_manifests([*found.yaml, *found.procfiles, *found.scripts])
+        self.linter.load_manifests([*found.yaml, *found.procfiles, *found.scripts, *found.terraform])
         self._findings: dict[bool, dict[str, list["Diagnostic"]]] = {}  # apply_noqa -> path -> findings
 
     def path_for(self, filename: str) -> Path:

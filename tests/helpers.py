@@ -36,7 +36,7 @@ def make_linter(root: Path, codes: list[str] | None = None, *, use_prefilter: bo
     linter = Linter(s, rules, use_prefilter=use_prefilter)
     linter.load(sorted(p for p in root.rglob("*.py")))
     linter.load_manifests(sorted(p for p in root.rglob("*")
-                                 if p.is_file() and classify(p) in ("yaml", "procfile", "script")))
+                                 if p.is_file() and classify(p) in ("yaml", "procfile", "script", "terraform")))
     return linter
 
 

@@ -46,7 +46,7 @@ def test_fix(tmp_path, rule, case):
         return
     assert {k: v for k, v in changed.items()} == {str(tmp_path / k): norm(v) for k, v in expected.items()}
     for path, text in changed.items():
-        if path.endswith((".yaml", ".yml")) or "Procfile" in path:
+        if path.endswith((".yaml", ".yml", ".json", ".tf")) or "Procfile" in path:
             manifests.read(SourceFile.from_text(Path(path), text))  # still loads, as the same kind of file
         else:
             cst.parse_module(text)

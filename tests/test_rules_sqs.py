@@ -167,3 +167,125 @@ def test_a_json_template_is_read_and_fixed_only_where_a_value_is_replaced(tmp_pa
     props = data["Resources"]["Orders"]["Properties"]
     assert props["VisibilityTimeout"] == 180 and props["RedrivePolicy"]["maxReceiveCount"] == 10
     assert data["Resources"]["OrdersDead"]["Properties"] == {"QueueName": "orders-dead"}  # no key added to JSON
+
+
+TERRAFORM = '''
+resource "aws_sqs_queue" "orders" {
+  name                       = "orders"
+  visibility_timeout_seconds = 60 # one minute
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.orders_dlq.arn
+    maxReceiveCount     = 50
+  })
+}
+
+resource "aws_sqs_queue" "orders_dlq" {
+  name = "orders-dlq"
+}
+
+resource "aws_sqs_queue" "emails" {
+  name                      = "emails"
+  message_retention_seconds = var.retention
+}
+
+resource "aws_sqs_queue" "reports" {
+  name = "reports"
+}
+
+resource "aws_sqs_queue_redrive_policy" "reports" {
+  queue_url = aws_sqs_queue.reports.id
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.orders_dlq.arn
+    maxReceiveCount     = 4
+  })
+}
+
+resource "aws_lambda_function" "handler" {
+  function_name = "handler"
+  timeout       = 120
+  description   = "handles { orders } and \\"quotes\\""
+  environment {
+    variables = { MODE = "sqs" }
+  }
+}
+
+resource "aws_lambda_event_source_mapping" "orders" {
+  event_source_arn                   = aws_sqs_queue.orders.arn
+  function_name                      = aws_lambda_function.handler.arn
+  maximum_batching_window_in_seconds = 5
+}
+
+module "queue" {
+  source     = "terraform-aws-modules/sqs/aws"
+  create_dlq = false
+}
+'''
+
+
+def test_terraform_queues_get_the_same_rules(tmp_path):
+    write_project(tmp_path, {"infra/main.tf": TERRAFORM})
+    codes = ["QLT801", "QLT802", "QLT803", "QLT804"]
+    got = sorted((row, code, message) for path, row, code, message in findings(tmp_path, codes))
+    assert [(row, code) for row, code, _ in got] == [(3, "QLT803"), (6, "QLT802"), (10, "QLT804"), (14, "QLT801")]
+    assert "725 s" in got[0][2] and "`visibility_timeout_seconds`" in got[0][2]  # 6 x 120 s + the 5 s window
+    assert "`redrive_policy`" in got[3][2]  # reports has one, in its own resource; the module is not read
+    outcome = fix(tmp_path, codes)
+    [text] = [f.text for f in outcome.fixed.values()]
+    assert "  visibility_timeout_seconds = 725 # one minute\n" in text
+    assert "    maxReceiveCount     = 10\n" in text
+    assert 'resource "aws_sqs_queue" "orders_dlq" {\n  message_retention_seconds = 1209600\n  name = "orders-dlq"' in text
+    import hcl2
+    import io
+
+    hcl2.load(io.StringIO(text))  # still Terraform
+    (tmp_path / "infra/main.tf").write_text(text)
+    assert {code for _, _, code, _ in findings(tmp_path, codes)} == {"QLT801"}
+
+
+def test_without_the_hcl2_parser_terraform_is_skipped_and_verbose_says_so(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from qlint.cli import main
+
+    write_project(tmp_path, {"main.tf": TERRAFORM})
+    (tmp_path / ".git").mkdir()
+    monkeypatch.setitem(sys.modules, "hcl2", None)  # ``import hcl2`` raises ImportError
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "--no-cache", "-v", "."]) == 0
+    err = capsys.readouterr().err
+    assert "main.tf" in err and "pip install 'qlint-tasks[terraform]'" in err
+
+
+def test_terraform_module_shapes_count_instances_and_variables(tmp_path):
+    """As terraform-aws-modules/sqs writes it: count-indexed references, a separate
+    aws_sqs_queue_redrive_policy, values from variables (unknown, never a default)."""
+    write_project(tmp_path, {"main.tf": '''
+resource "aws_sqs_queue" "this" {
+  count = var.create ? 1 : 0
+
+  message_retention_seconds  = var.message_retention_seconds
+  visibility_timeout_seconds = var.visibility_timeout_seconds
+}
+
+resource "aws_sqs_queue_redrive_policy" "this" {
+  count = var.create && var.create_dlq ? 1 : 0
+
+  queue_url = aws_sqs_queue.this[0].url
+  redrive_policy = jsonencode(
+    merge(
+      {
+        deadLetterTargetArn = var.create_dlq ? aws_sqs_queue.dlq[0].arn : var.redrive_policy.deadLetterTargetArn
+        maxReceiveCount     = 10
+      },
+      var.redrive_policy
+    )
+  )
+}
+
+resource "aws_sqs_queue" "dlq" {
+  count = var.create && var.create_dlq ? 1 : 0
+
+  message_retention_seconds = try(coalesce(var.dlq_message_retention_seconds, var.message_retention_seconds), null)
+}
+'''})
+    assert findings(tmp_path, ["QLT801", "QLT802", "QLT803", "QLT804"]) == []

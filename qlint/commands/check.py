@@ -105,12 +105,13 @@ def run_check(args: argparse.Namespace) -> int:
     # The named spelling of a file first: a symlink named on the command line is reported (and
     # fixed) as named, not as the file it points to.
     python = _union(found.python if found is not None else [], project.python, skip)
-    manifest_paths = _union([*found.yaml, *found.procfiles, *found.scripts] if found is not None else [],
-                            [*project.yaml, *project.procfiles, *project.scripts], skip)
+    named_manifests = [*found.yaml, *found.procfiles, *found.scripts, *found.terraform] if found is not None else []
+    manifest_paths = _union(named_manifests, [*project.yaml, *project.procfiles, *project.scripts, *project.terraform],
+                            skip)
     linter.load(python)
     linter.load_manifests(manifest_paths)
     if found is not None:
-        checked |= {str(p) for p in (*found.yaml, *found.procfiles, *found.scripts)}
+        checked |= {str(p) for p in (*found.yaml, *found.procfiles, *found.scripts, *found.terraform)}
     elif stdin_kind == "manifest":
         linter.checked += 1
         linter.add_manifest(stdin_path, raw)

@@ -365,7 +365,8 @@ def _load(args: argparse.Namespace):
     rest = [p for p in project_files.python if str(p) not in checked]
     linter.load([*found.python, *rest])
     # Worker commands in the project's manifests decide some values (``celery worker --time-limit``).
-    linter.load_manifests([*project_files.yaml, *project_files.procfiles, *project_files.scripts])
+    linter.load_manifests([*project_files.yaml, *project_files.procfiles, *project_files.scripts,
+                           *project_files.terraform])
     errors.extend(e for e in linter.errors if str(e.path) in checked)
     return linter, checked, errors
 

@@ -51,6 +51,7 @@ class Discovered:
     yaml: list[Path] = field(default_factory=list)
     procfiles: list[Path] = field(default_factory=list)
     scripts: list[Path] = field(default_factory=list)  # ``*.sh``: worker command lines, read for their flags
+    terraform: list[Path] = field(default_factory=list)  # ``*.tf``: SQS queues and their consumers
     # Files named explicitly that are none of the above (a walk does not collect them).
     other: list[Path] = field(default_factory=list)
     # (path, message): missing explicit paths, unreadable folders, symlink loops.
@@ -212,6 +213,8 @@ def _classify_name(name: str, path: str | os.PathLike[str]) -> str:
         return "procfile"
     if suffix == ".sh":
         return "script"
+    if suffix == ".tf":
+        return "terraform"
     if not suffix and not name.startswith(".") and _has_python_shebang(path):
         return "python"
     return "other"
@@ -357,7 +360,8 @@ def _dir_key(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-_FIELD = {"python": "python", "yaml": "yaml", "procfile": "procfiles", "script": "scripts", "other": "other"}
+_FIELD = {"python": "python", "yaml": "yaml", "procfile": "procfiles", "script": "scripts", "terraform": "terraform",
+          "other": "other"}
 
 
 class _Walker:
@@ -505,5 +509,6 @@ def discover(paths: list[Path], settings: Settings, *, force_exclude: bool = Fal
     result.yaml = sorted(set(result.yaml))
     result.procfiles = sorted(set(result.procfiles))
     result.scripts = sorted(set(result.scripts))
+    result.terraform = sorted(set(result.terraform))
     result.other = sorted(set(result.other))
     return result

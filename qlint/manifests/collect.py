@@ -15,7 +15,7 @@ from pathlib import Path
 
 from qlint.lint.facts import FileFacts, Span
 from qlint.lint.source import SourceFile
-from qlint.manifests import cloudformation, cloudtasks, sidekiq, yamldoc
+from qlint.manifests import cloudformation, cloudtasks, sidekiq, terraform, yamldoc
 from qlint.manifests.commands import WorkerCommand, parse
 from qlint.manifests.workloads import (
     Container,
@@ -110,6 +110,14 @@ def read(src: SourceFile) -> ManifestFile:
         return result
     if is_script(Path(path)):
         result.workloads = _script(src)
+        return result
+    if path.endswith(".tf"):
+        try:
+            template = terraform.read(src)
+        except (terraform.Unavailable, ValueError) as exc:
+            raise yamldoc.Skipped(str(exc)) from None  # not qlint's to judge: ``terraform validate`` is
+        if template is not None:
+            result.templates.append(template)
         return result
     for doc in yamldoc.documents(src):
         if not doc.is_map:

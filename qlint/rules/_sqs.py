@@ -27,9 +27,22 @@ def queues(project) -> list[tuple[Template, Queue]]:
     return [(template, queue) for template in project.templates for queue in template.queues.values()]
 
 
+# CloudFormation's names, and Terraform's (qlint.manifests.terraform): how a message names them.
+TERRAFORM_NAMES = {"VisibilityTimeout": "visibility_timeout_seconds", "MessageRetentionPeriod": "message_retention_seconds",
+                   "RedrivePolicy": "redrive_policy"}
+
+
+def named(queue, key: str) -> str:
+    """``VisibilityTimeout``, or ``visibility_timeout_seconds`` for a Terraform queue."""
+    return TERRAFORM_NAMES.get(key, key) if str(queue.path).endswith(".tf") else key
+
+
 def set_property(src, queue: Queue, key: str, value: str) -> list[Edit]:
     """Edits writing ``key: value`` in the queue's ``Properties`` (added after ``Type`` when it has
-    none); none when ``Properties`` is something else (a parameter, a flow mapping qlint leaves)."""
+    none); none when ``Properties`` is something else (a parameter, a flow mapping qlint leaves).
+    A Terraform queue writes its own attribute."""
+    if hasattr(queue, "set_edits"):
+        return queue.set_edits(key, value)
     if queue.properties is not None:
         if flow_or_json(src, queue.properties) and queue.properties.get(key) is None:
             return []  # a key of its own in JSON or a flow mapping is the formatter's to lay out

@@ -428,7 +428,6 @@ def notify_all(pairs):
         if added is None:
             return None
         receiver = src.utf8[call.span.start:call.func_end - len(call.method)].decode("utf-8")
-        arguments = src.utf8[call.lpar:call.rpar].decode("utf-8")
         start = _offset(src, node.lineno, node.col_offset)
         end = _offset(src, node.end_lineno, node.end_col_offset)
         text = _group_text(src, start, name, receiver, call, f"for {target} in {iterable}", ctx.line_length)

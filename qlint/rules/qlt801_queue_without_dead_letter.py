@@ -4,14 +4,16 @@ from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.manifests.cloudformation import RETENTION_DEFAULT
-from qlint.rules._sqs import duration, queue_file, queues
+from qlint.rules._sqs import duration, named, queue_file, queues
 
 
 @register
 class QueueWithoutDeadLetter(Rule):
     """## What it does
     Checks for an SQS queue (`AWS::SQS::Queue` in a CloudFormation, SAM or Serverless
-    Framework template) with no `RedrivePolicy`, that is not itself a dead-letter queue: the
+    Framework template, YAML or JSON; `aws_sqs_queue` in Terraform, read when the optional
+    `python-hcl2` parser is installed) with no `RedrivePolicy` (`redrive_policy`, or an
+    `aws_sqs_queue_redrive_policy` resource), that is not itself a dead-letter queue: the
     target of another queue's redrive policy, or of a dead-letter or on-failure setting of
     another resource of the template (a Lambda function's `DeadLetterConfig`, SAM's
     `DeadLetterQueue`, an EventBridge target's `DeadLetterConfig`, an `OnFailure` destination).
@@ -52,7 +54,7 @@ class QueueWithoutDeadLetter(Rule):
     ## Known problems
     A queue whose dead-letter target is set outside the template (a `RedrivePolicy` applied
     by another stack or by the console) is reported. A `RedrivePolicy` written as a JSON
-    string or a parameter counts as a policy. Terraform's `aws_sqs_queue` is not read yet.
+    string or a parameter counts as a policy. A queue a Terraform module creates is not seen.
 
     ## Fix safety
     There is no fix: a dead-letter queue is a new resource with a name, a retention period
@@ -170,6 +172,21 @@ Resources:
     Properties:
       MessageRetentionPeriod: 86400
 """}, expect=[("template.yaml", 13)], message="86400 s (1 day)", note="one queue of three has none"),
+        Invalid({"infra/queues.tf": """
+resource "aws_sqs_queue" "emails" {
+  name = "emails"
+}
+
+resource "aws_sqs_queue" "orders" {
+  name           = "orders"
+  redrive_policy = jsonencode({ deadLetterTargetArn = aws_sqs_queue.orders_dlq.arn, maxReceiveCount = 5 })
+}
+
+resource "aws_sqs_queue" "orders_dlq" {
+  name                      = "orders-dlq"
+  message_retention_seconds = 1209600
+}
+"""}, expect=[("infra/queues.tf", 1)], message="`redrive_policy`", note="Terraform"),
         Invalid({"serverless.yml": """
 service: orders
 functions:
@@ -189,11 +206,15 @@ resources:
         for template, queue in queues(ctx.project):
             if queue.redrive is not None or queue.redrive_text or queue.logical_id in template.targets():
                 continue
-            retention, _ = queue.number("MessageRetentionPeriod")
-            kept = duration(retention) if retention is not None else \
-                f"{duration(RETENTION_DEFAULT)} by SQS's default"
+            retention, written = queue.number("MessageRetentionPeriod")
+            if retention is not None:
+                kept = duration(retention)
+            elif written is not None:
+                kept = "its retention period"  # a variable, a parameter: not known here
+            else:
+                kept = f"{duration(RETENTION_DEFAULT)} by SQS's default"
             ctx.report(queue_file(queue), queue.anchor,
                        f"SQS queue `{queue.logical_id}` has no redrive policy and is no dead-letter queue itself: a "
                        "message its consumer fails on every time is received again after each visibility timeout for "
                        f"as long as the queue keeps it, {kept}, then deleted without a trace; add a dead-letter "
-                       "queue (`RedrivePolicy` with `deadLetterTargetArn` and `maxReceiveCount`)")
+                       f"queue (`{named(queue, 'RedrivePolicy')}` with `deadLetterTargetArn` and `maxReceiveCount`)")

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from qlint.fixers.yaml import set_scalar
 from qlint.lint.context import RuleContext
-from qlint.lint.diagnostics import Severity
+from qlint.lint.diagnostics import Edit, Severity
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.rules._sqs import queue_file, queues
 
@@ -10,8 +9,9 @@ from qlint.rules._sqs import queue_file, queues
 @register
 class DeadLetterAfterTooManyReceives(Rule):
     """## What it does
-    Checks for an SQS redrive policy whose `maxReceiveCount` is above the `max-receive-count`
-    setting (10 unless configured).
+    Checks for an SQS redrive policy (CloudFormation's `RedrivePolicy`, Terraform's
+    `redrive_policy` or `aws_sqs_queue_redrive_policy`) whose `maxReceiveCount` is above the
+    `max-receive-count` setting (10 unless configured).
 
     ## Why is this bad?
     `maxReceiveCount` is how many times a message is received, and fails, before SQS moves it
@@ -126,6 +126,31 @@ resources:
     OrdersDead:
       Type: AWS::SQS::Queue
 """}, expect=[("serverless.yml", 7)], message="50", note="a flow mapping and a quoted count: reported, no fix"),
+        Invalid({"main.tf": """
+resource "aws_sqs_queue" "orders" {
+  name = "orders"
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.orders_dlq.arn
+    maxReceiveCount     = 100
+  })
+}
+
+resource "aws_sqs_queue" "orders_dlq" {
+  name = "orders-dlq"
+}
+"""}, expect=[("main.tf", 5)], message="received 100 times", fixed={"main.tf": """
+resource "aws_sqs_queue" "orders" {
+  name = "orders"
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.orders_dlq.arn
+    maxReceiveCount     = 10
+  })
+}
+
+resource "aws_sqs_queue" "orders_dlq" {
+  name = "orders-dlq"
+}
+"""}, note="Terraform"),
         Invalid({"template.yaml": """
 Resources:
   Orders:
@@ -154,10 +179,9 @@ Resources:
                 continue
             fix = None
             text = ctx.sources[queue.path].utf8[node.span.start:node.span.end]
-            if text.strip().isdigit() and queue.redrive is not None:  # a number written as such: replaced
-                edits = set_scalar(ctx.sources[queue.path], queue.redrive, "maxReceiveCount", str(limit))
-                if edits:
-                    fix = ctx.fix(queue_file(queue), f"Set `maxReceiveCount: {limit}`", edits)
+            if text.strip().isdigit():  # a number written as such (YAML, JSON, Terraform): replaced in place
+                fix = ctx.fix(queue_file(queue), f"Set `maxReceiveCount` to {limit}",
+                              [Edit(node.span.start, node.span.end, str(limit))])
             ctx.report(queue_file(queue), node.span,
                        f"SQS queue `{queue.logical_id}` moves a message to its dead-letter queue only after it is "
                        f"received {int(count)} times: a message that fails every time takes a consumer that many "

@@ -8,15 +8,15 @@ from qlint.manifests.cloudformation import (
     VISIBILITY_DEFAULT,
     VISIBILITY_MAX,
 )
-from qlint.rules._sqs import duration, queue_file, queues, set_property
+from qlint.rules._sqs import duration, named, queue_file, queues, set_property
 
 
 @register
 class VisibilityTimeoutBelowConsumer(Rule):
     """## What it does
     Checks for an SQS queue consumed by a Lambda function (an `AWS::Lambda::EventSourceMapping`,
-    a SAM `Events` entry of `Type: SQS`, or a Serverless Framework `sqs` event, in the same
-    template) whose visibility timeout (30 s unless set) is below six times the function's
+    a SAM `Events` entry of `Type: SQS`, a Serverless Framework `sqs` event, or Terraform's
+    `aws_lambda_event_source_mapping`, in the same file) whose visibility timeout (30 s unless set) is below six times the function's
     timeout (3 s unless set; Serverless Framework's 6 s), plus its batching window.
 
     ## Why is this bad?
@@ -246,7 +246,7 @@ resources:
             if current >= need:
                 continue
             name = function.logical_id.removeprefix("serverless:")
-            where = ", SQS's default," if visibility is None else ""
+            where = ", SQS's default," if visibility is None else ","
             seconds = f"{function.timeout:g} s"
             timeout = {"": f"{seconds} timeout", "default": f"{seconds} default timeout",
                        "Globals": f"{seconds} timeout (from `Globals`)",
@@ -258,11 +258,12 @@ resources:
             message = (f"SQS queue `{queue.logical_id}` hides a received message for {duration(current)}{where} less "
                        f"than six times the {timeout} of its consumer `{name}`{window}, {duration(need)}{worse}: a "
                        "slow or throttled batch is received and processed again before it is deleted; set "
-                       f"`VisibilityTimeout` to at least {value}")
+                       f"`{named(queue, 'VisibilityTimeout')}` to at least {value}")
             ctx.report(queue_file(queue), node.span if node is not None else queue.anchor, message,
                        fix=self._fix(ctx, queue, value))
 
     @staticmethod
     def _fix(ctx: RuleContext, queue, value: int):
         edits = set_property(ctx.sources[queue.path], queue, "VisibilityTimeout", str(value))
-        return ctx.fix(queue_file(queue), f"Set `VisibilityTimeout: {value}`", edits) if edits else None
+        return ctx.fix(queue_file(queue), f"Set `{named(queue, 'VisibilityTimeout')}` to {value}", edits) \
+            if edits else None

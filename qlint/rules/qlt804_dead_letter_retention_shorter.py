@@ -4,14 +4,15 @@ from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.manifests.cloudformation import RETENTION_DEFAULT, RETENTION_MAX
-from qlint.rules._sqs import duration, queue_file, queues, set_property
+from qlint.rules._sqs import duration, named, queue_file, queues, set_property
 
 
 @register
 class DeadLetterRetentionShorter(Rule):
     """## What it does
-    Checks for an SQS dead-letter queue (the target of a redrive policy in the same template)
-    whose `MessageRetentionPeriod` is not longer than its source queue's (both 4 days unless
+    Checks for an SQS dead-letter queue (the target of a redrive policy in the same template or
+    Terraform file) whose `MessageRetentionPeriod` (`message_retention_seconds`) is not longer
+    than its source queue's (both 4 days unless
     set).
 
     ## Why is this bad?
@@ -185,7 +186,7 @@ Resources:
             message = (f"Dead-letter queue `{target.logical_id}` keeps messages no longer than its source "
                        f"`{source.logical_id}`, {both}: a message keeps its enqueue time when it moves, so one that "
                        "spent its life being retried expires in the dead-letter queue soon after it arrives; make "
-                       "its `MessageRetentionPeriod` longer")
+                       f"its `{named(target, 'MessageRetentionPeriod')}` longer")
             ctx.report(queue_file(target), dead_node.span if dead_node is not None else target.anchor, message,
                        fix=self._fix(ctx, target, kept_s))
 
