@@ -16,7 +16,8 @@ _find = finder.find_plugins
 
 
 def _without_qlint(*args, **kwargs):
-    return [plugin for plugin in _find(*args, **kwargs) if plugin.package != "qlint"]
+    # The distribution is ``qlint-tasks`` (``qlint`` before it was renamed).
+    return [plugin for plugin in _find(*args, **kwargs) if plugin.package not in ("qlint", "qlint-tasks")]
 
 
 finder.find_plugins = _without_qlint

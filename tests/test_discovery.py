@@ -384,3 +384,14 @@ def test_dangling_symlink_is_skipped(tmp_path: Path) -> None:
     found = discover([tmp_path], settings_for(tmp_path))
     assert rels(found.python, tmp_path) == ["a.py"]
     assert found.errors == []
+
+
+def test_cloudformation_templates_in_json_are_manifests_and_dotenv_examples_are_not():
+    from qlint.lint.discovery import classify
+
+    assert classify(Path("infra/template.json")) == "yaml"
+    assert classify(Path("infra/orders.template.json")) == "yaml"
+    assert classify(Path("stack.template")) == "yaml"
+    assert classify(Path("server/.env.template")) == "other"
+    assert classify(Path("package.json")) == "other"
+    assert classify(Path("infra/main.tf")) == "terraform"

@@ -198,6 +198,8 @@ def _has_python_shebang(path: str | os.PathLike[str]) -> bool:
 def _template_name(lower: str) -> bool:
     """A CloudFormation template in JSON, as such files are named (``template.json``,
     ``orders.template.json``, ``stack-template.json``, ``*.template``)."""
+    if lower.startswith(".") or ".env" in lower:
+        return False  # ``.env.template``: a dotenv example
     return lower == "template.json" or lower.endswith((".template.json", "-template.json", "_template.json",
                                                        ".template"))
 

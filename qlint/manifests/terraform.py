@@ -128,9 +128,9 @@ _MAX_RECEIVE = re.compile(rb'maxReceiveCount\W{0,6}?[:=][ \t]*\\?"?(\d+)')
 def read(src: SourceFile) -> TfTemplate | None:
     """The file's SQS queues, Lambda functions and event source mappings; None when it has no queue.
     Raises ``Unavailable`` without python-hcl2 and ``ValueError`` for a file it cannot parse."""
-    hcl2 = _hcl2()
     if b"aws_sqs_queue" not in src.utf8:
-        return None
+        return None  # (before the parser is imported: most Terraform files declare no queue)
+    hcl2 = _hcl2()
     try:
         parsed = hcl2.load(io.StringIO(src.text))
     except Exception as exc:  # noqa: BLE001 - the parser raises its own (lark) errors
