@@ -106,9 +106,16 @@ def find_tool(name: str, bin_dir: Path | None) -> str | None:
 def touch_one_file(codebase: Path):
     """A prepare step that changes one candidate file (a trailing comment) before the run."""
     # A file that defines tasks, so that qlint has to parse it again.
-    task_file = re.compile(rb"@\w*\.?task\b|@shared_task\b")
+    task_file = re.compile(rb"@\w*\.?task\b|@shared_task\b|@\w*\.?actor\b|@job\b")  # Celery, Huey, Dramatiq, RQ
+    # Not hidden or ignored, and production code by qlint's default classifier (a test module is
+    # context only: qlint would not parse it again, and the run would measure nothing).
+    sys.path.insert(0, str(ROOT))
+    from qlint.lint.production import DEFAULT_NON_PRODUCTION, Classifier
+
+    production = Classifier(DEFAULT_NON_PRODUCTION, codebase)
     candidates = (p for p in sorted(codebase.rglob("*.py"))
-                  if not any(part.startswith(".") for part in p.relative_to(codebase).parts))  # not hidden/ignored
+                  if not any(part.startswith(".") for part in p.relative_to(codebase).parts)
+                  and production.is_production(p))
     target = next((p for p in candidates if task_file.search(p.read_bytes())), None)
     original = target.read_bytes() if target else b""
     counter = {"n": 0}

@@ -77,6 +77,8 @@ class Consumer:
 
 @dataclass
 class Template:
+    """One file's queues, functions and consumers (a Terraform file's too: qlint.manifests.terraform)."""
+
     path: str
     src: SourceFile
     queues: dict[str, Queue] = field(default_factory=dict)

@@ -26,7 +26,12 @@ from dataclasses import dataclass, field
 from qlint.lint.diagnostics import Edit
 from qlint.lint.facts import Span
 from qlint.lint.source import SourceFile
-from qlint.manifests.cloudformation import LAMBDA_TIMEOUT_DEFAULT, Consumer, Function
+from qlint.manifests.cloudformation import (
+    LAMBDA_TIMEOUT_DEFAULT,
+    Consumer,
+    Function,
+    Template,
+)
 
 # CloudFormation's property names, as the rules ask for them, and Terraform's.
 ATTRIBUTES = {"VisibilityTimeout": "visibility_timeout_seconds", "MessageRetentionPeriod": "message_retention_seconds"}
@@ -103,18 +108,6 @@ class TfQueue:
         return [Edit(line_end + 1, line_end + 1, f"{indent}{name} = {value}{self.src.newline}")]
 
 
-@dataclass
-class TfTemplate:
-    path: str
-    src: SourceFile
-    queues: dict[str, TfQueue] = field(default_factory=dict)
-    functions: dict[str, Function] = field(default_factory=dict)
-    consumers: list[Consumer] = field(default_factory=list)
-
-    def targets(self) -> set[str]:
-        return {q.dead_letter for q in self.queues.values() if q.dead_letter}
-
-
 _RESOURCE = re.compile(rb'^[ \t]*resource[ \t]+"([A-Za-z0-9_]+)"[ \t]+"([A-Za-z0-9_-]+)"[ \t]*\{', re.MULTILINE)
 # References, ``count``/``for_each`` instances too (``aws_sqs_queue.this[0].url``).
 _INDEX = r"(?:\[[^\]]{0,40}\])?"
@@ -125,7 +118,7 @@ _DLQ = re.compile(r"deadLetterTargetArn\W{0,8}[^,}]{0,80}?aws_sqs_queue\.([A-Za-
 _MAX_RECEIVE = re.compile(rb'maxReceiveCount\W{0,6}?[:=][ \t]*\\?"?(\d+)')
 
 
-def read(src: SourceFile) -> TfTemplate | None:
+def read(src: SourceFile) -> Template | None:
     """The file's SQS queues, Lambda functions and event source mappings; None when it has no queue.
     Raises ``Unavailable`` without python-hcl2 and ``ValueError`` for a file it cannot parse."""
     if b"aws_sqs_queue" not in src.utf8:
@@ -134,8 +127,8 @@ def read(src: SourceFile) -> TfTemplate | None:
     try:
         parsed = hcl2.load(io.StringIO(src.text))
     except Exception as exc:  # noqa: BLE001 - the parser raises its own (lark) errors
-        raise ValueError(f"Terraform the HCL parser cannot read: {str(exc).splitlines()[0][:120]}") from None
-    template = TfTemplate(str(src.path), src)
+        raise ValueError(f"Terraform that the HCL parser cannot read: {str(exc).splitlines()[0][:120]}") from None
+    template = Template(str(src.path), src)
     blocks = _blocks(src.utf8)
     policies: list[tuple[str, str, Block]] = []  # aws_sqs_queue_redrive_policy: (queue, policy text, block)
     for kind, name, body in _resources(parsed):
