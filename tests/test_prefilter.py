@@ -358,9 +358,15 @@ def test_closure_names_search_decides_as_its_pattern(pieces, names):
 
 # -- the call seed: a file that may call a task by name --------------------------------------------
 
+import re as _re  # noqa: E402
+
+_FULL_CALL = _re.compile(rb"([A-Za-z_][A-Za-z0-9_]*)[ \t]{0,8}\.[ \t]{0,8}(?:"
+                         + b"|".join(m.encode() for m in prefilter.CallSeed.METHODS) + rb")[ \t]{0,8}\(")
+
+
 def _reference_call(names: set[bytes], raw: bytes) -> bytes | None:
-    """What the seed must decide: ``CallSeed._PATTERN``'s leftmost matches, the first whose name is in the set."""
-    for match in prefilter.CallSeed._PATTERN.finditer(raw):
+    """What the seed must decide: the full pattern's leftmost matches, the first whose name is in the set."""
+    for match in _FULL_CALL.finditer(raw):
         if match.group(1) in names:
             return match.group(1)
     return None

@@ -31,6 +31,7 @@ from qlint.report.output import emit, print_errors
 from qlint.settings import load_settings
 
 FORMATS = ("table", "json", "csv")
+NOT_MODELLED = "not modelled for "  # the source of a value a framework has no notion of
 COLUMNS = ("queue", "time_limit", "soft_time_limit", "max_retries", "retry", "acks", "serializer")
 STDIN = Path("-")
 
@@ -324,7 +325,7 @@ def rows_for(project: Project, linter: Linter, cwd: Path, only: set[str] | None 
         for column in COLUMNS:
             column_spec = spec.get(column)
             if column_spec is None:
-                cells[column] = Cell(UNKNOWN, f"not modelled for {task.framework}")
+                cells[column] = Cell(UNKNOWN, f"{NOT_MODELLED}{task.framework}")
             elif column == "retry":
                 cells[column] = _retry_cell(project, task, column_spec, where)
             elif "norm" in column_spec:  # the framework's normalised answer (seconds, counts)
@@ -334,7 +335,7 @@ def rows_for(project: Project, linter: Linter, cwd: Path, only: set[str] | None 
                     cells[column] = _unknown(hidden)  # what ``**kwargs`` may set is not the default
                 else:
                     cells[column] = _from_resolved(resolved, where) if resolved is not None else \
-                        Cell(UNKNOWN, f"not modelled for {task.framework}")
+                        Cell(UNKNOWN, f"{NOT_MODELLED}{task.framework}")
             elif "option" not in column_spec:
                 cells[column] = Cell(column_spec.get("default"), "default")
             else:
@@ -415,8 +416,9 @@ def value_text(cell: Cell) -> str:
     return str(value)
 
 
-def source_text(cell: Cell, task_file: str, short: bool = False) -> str:
-    text = cell.short if short and cell.short else cell.source
+def source_text(cell: Cell, task_file: str) -> str:
+    """A value's full source, for CSV (the table's is ``short_source``)."""
+    text = cell.source
     if cell.file and (cell.file != task_file or cell.source.startswith("setting ") or cell.source == "task_routes"):
         text += f" in {cell.file}"
     if cell.env:
@@ -424,10 +426,6 @@ def source_text(cell: Cell, task_file: str, short: bool = False) -> str:
     if cell.note:
         text += f"; {cell.note}"
     return text
-
-
-def cell_text(cell: Cell, task_file: str) -> str:
-    return f"{value_text(cell)} ({source_text(cell, task_file, short=True)})"
 
 
 def declared_text(task: Task) -> str:
@@ -442,7 +440,6 @@ def declared_text(task: Task) -> str:
 WIDTH = 100  # the report's lines fit a terminal of this width
 LABELS = {"queue": "queue", "time_limit": "time limit", "soft_time_limit": "soft limit", "max_retries": "max retries",
           "retry": "retry", "acks": "acks", "serializer": "serializer"}
-NOT_MODELLED = "not modelled for "
 
 
 def _modelled(cell: Cell) -> bool:

@@ -11,6 +11,7 @@ import re
 
 from qlint.lint.diagnostics import Edit
 from qlint.lint.facts import CallFact, ClassFact, Keyword, Value
+from qlint.lint.scan import line_end
 from qlint.lint.source import SourceFile
 
 _STRING_PREFIX = re.compile(r"^([rRbBuUfF]*)(\"\"\"|'''|\"|')")
@@ -19,10 +20,9 @@ _STATEMENT_PREFIX = re.compile(rb"^[ \t]*(?:@[ \t]*|[A-Za-z_][\w.]*[ \t]*(?::[^=
 
 
 def _line_end(data: bytes, offset: int) -> int:
-    nl = data.find(b"\n", offset)
-    if nl < 0:
-        return len(data)
-    return nl - 1 if nl > 0 and data[nl - 1] == 0x0D else nl
+    """Where the line's text ends: before its ``\r\n`` or ``\n``."""
+    nl = line_end(data, offset)
+    return nl - 1 if nl < len(data) and nl > 0 and data[nl - 1] == 0x0D else nl
 
 
 def _indent_of_line(data: bytes, offset: int) -> str:

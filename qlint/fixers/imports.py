@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from qlint.fixers.style import Style
 from qlint.lint import chunks
 from qlint.lint.diagnostics import Edit
+from qlint.lint.scan import line_end
 from qlint.lint.source import SourceFile
 
 SECTIONS = ("future", "standard-library", "third-party", "first-party", "local-folder")
@@ -138,20 +139,15 @@ def _shares_line(src: SourceFile, node: ast.stmt) -> bool:
     data = src.utf8
     starts = src.line_starts
     begin = starts[node.lineno - 1]
-    end = _line_end(data, starts[node.end_lineno - 1])
+    end = line_end(data, starts[node.end_lineno - 1])
     text = data[begin:end]
     return begin != starts[node.lineno - 1] + node.col_offset or b";" in text or b"\\\n" in text
-
-
-def _line_end(data: bytes, offset: int) -> int:
-    nl = data.find(b"\n", offset)
-    return len(data) if nl < 0 else nl
 
 
 def _line_after(src: SourceFile, node: ast.stmt) -> int:
     """The offset of the line after the statement's last line."""
     data = src.utf8
-    end = _line_end(data, src.line_starts[node.end_lineno - 1])
+    end = line_end(data, src.line_starts[node.end_lineno - 1])
     return min(end + 1, len(data))
 
 
@@ -182,8 +178,7 @@ def _join(src: SourceFile, node: ast.ImportFrom, name: str, style: Style) -> lis
     one_line = node.lineno == node.end_lineno
     if following is not None:
         at = starts[following.lineno - 1] + following.col_offset
-        if one_line or following.lineno == aliases[0].lineno and following is not aliases[0] or \
-                any(a.lineno == following.lineno for a in aliases if a is not following):
+        if one_line or any(a.lineno == following.lineno for a in aliases if a is not following):
             text = f"{name}, "
         else:  # one name per line: a line of its own, as indented as the next
             indent = data[starts[following.lineno - 1]:at].decode("utf-8")
@@ -195,14 +190,14 @@ def _join(src: SourceFile, node: ast.ImportFrom, name: str, style: Style) -> lis
         last = aliases[-1]
         at = starts[last.end_lineno - 1] + last.end_col_offset
         if not one_line:
-            rest = data[at:_line_end(data, at)].strip()
+            rest = data[at:line_end(data, at)].strip()
             if not rest.startswith(b","):
                 return None  # ``b\n)``: where the new name goes depends on the project's formatter
             indent = data[starts[last.lineno - 1]:starts[last.lineno - 1] + last.col_offset].decode("utf-8")
             if indent.strip():
                 return None
             comma = data.index(b",", at) + 1
-            end = _line_end(data, comma)
+            end = line_end(data, comma)
             if data[comma:end].strip():
                 return None  # a comment after the comma
             edit = Edit(end, end, f"{src.newline}{indent}{name},")
@@ -210,7 +205,7 @@ def _join(src: SourceFile, node: ast.ImportFrom, name: str, style: Style) -> lis
             edit = Edit(at, at, f", {name}")
     if one_line:
         line_start = starts[node.lineno - 1]
-        line = data[line_start:_line_end(data, line_start)].decode("utf-8").rstrip("\r")
+        line = data[line_start:line_end(data, line_start)].decode("utf-8").rstrip("\r")
         if len(line) + len(edit.content) > style.line_length:
             return None
     return [edit]
@@ -247,7 +242,7 @@ def _blank_lines_from(src: SourceFile, offset: int) -> int:
     data = src.utf8
     count = 0
     while offset < len(data):
-        end = _line_end(data, offset)
+        end = line_end(data, offset)
         if data[offset:end].strip():
             break
         count += 1

@@ -9,15 +9,14 @@ every fixed file to prove it still parses.
 from __future__ import annotations
 
 from qlint.lint.diagnostics import Edit
+from qlint.lint.scan import line_end
 from qlint.lint.source import SourceFile
 from qlint.manifests.workloads import Token
 from qlint.manifests.yamldoc import Node
 
 
 def _line_bounds(data: bytes, offset: int) -> tuple[int, int]:
-    start = data.rfind(b"\n", 0, offset) + 1
-    end = data.find(b"\n", offset)
-    return start, len(data) if end < 0 else end
+    return data.rfind(b"\n", 0, offset) + 1, line_end(data, offset)
 
 
 def _quoted(src: SourceFile, token: Token) -> str:
@@ -205,3 +204,14 @@ def _last_leaf(node: Node) -> Node | None:
         last = children[-1][1] if node.is_map else children[-1]
         node = Node(last, node.src)
     return node
+
+
+def grace_edits(src: SourceFile, workload, seconds: int) -> tuple[list[Edit], str]:
+    """The workload's shutdown grace period set to ``seconds`` (written or added): compose's
+    ``stop_grace_period``, else the pod spec's ``terminationGracePeriodSeconds``; and that key."""
+    if workload.kind == "compose":
+        key = "stop_grace_period"
+        return (set_scalar(src, workload.pod, key, f"{seconds}s") if workload.pod is not None else []), key
+    key = "terminationGracePeriodSeconds"
+    pod = workload.pod
+    return (set_scalar(src, pod, key, str(seconds)) if pod is not None and pod.is_map else []), key

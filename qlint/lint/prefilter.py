@@ -98,25 +98,22 @@ ENQUEUE_METHODS = ("delay", "apply_async", "delay_on_commit", "apply_async_on_co
 
 
 class CallSeed:
-    """``<name>.<enqueue method>(`` for a name of a set: the method is found first (a short
-    pattern, only around its hints), then the name before it is looked up in the set. A regex
-    alternation of every task's name would cost seconds to build for a generated module's
-    thousands of tasks and step through every file's bytes."""
+    """``<name>.<enqueue method>(`` for a name of a set (up to 8 spaces or tabs around the dot
+    and before the parenthesis; the name an identifier). It is searched by its method part,
+    which starts with a literal ``.`` that ``re`` finds at memory speed (a pattern leading with
+    the identifier is tried at every byte: 1.4 s on 1,800 files), and the name before it is then
+    read back and looked up (``tests/test_prefilter.py`` holds the seed to the full pattern's
+    answers). A regex alternation of every task's name would cost seconds to build for a
+    generated module's thousands of tasks."""
 
-    _METHODS = sorted(ENQUEUE_METHODS, key=len, reverse=True)
-    _PATTERN = re.compile(rb"([A-Za-z_][A-Za-z0-9_]*)[ \t]{0,8}\.[ \t]{0,8}(?:"
-                          + b"|".join(m.encode() for m in _METHODS) + rb")[ \t]{0,8}\(")
+    METHODS = sorted(ENQUEUE_METHODS, key=len, reverse=True)
+    _METHOD = re.compile(rb"\.[ \t]{0,8}(?:" + b"|".join(m.encode() for m in METHODS) + rb")[ \t]{0,8}\(")
 
     def __init__(self, names: set[str]) -> None:
         self.names = {n.encode() for n in names}
 
-    # The method part alone: it starts with a literal ``.``, which ``re`` finds at memory speed,
-    # where ``_PATTERN``'s leading identifier is tried at every byte (1.4 s on 1,800 files).
-    _METHOD = re.compile(rb"\.[ \t]{0,8}(?:" + b"|".join(m.encode() for m in _METHODS) + rb")[ \t]{0,8}\(")
-
     def search(self, raw: bytes) -> bytes | None:
-        """The name before the first ``<name>.<method>(`` whose name is in the set, as
-        ``_PATTERN.finditer`` would find it (``tests/test_prefilter.py`` compares the two)."""
+        """The name before the first ``<name>.<method>(`` whose name is in the set."""
         # (No substring pre-test: ``. delay(`` is a call too, and the scan is as fast as one.)
         for match in self._METHOD.finditer(raw):
             name = _name_before(raw, match.start())
@@ -124,12 +121,11 @@ class CallSeed:
                 return name
         return None
 
-
 _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
 def _name_before(raw: bytes, dot: int) -> bytes | None:
-    """The identifier that ends at most 8 spaces or tabs before ``dot`` (``_PATTERN``'s group)."""
+    """The identifier that ends at most 8 spaces or tabs before ``dot`` (the full pattern's group)."""
     end = dot
     while end > 0 and dot - end < 8 and raw[end - 1] in b" \t":
         end -= 1

@@ -18,6 +18,12 @@ def line_starts(data: bytes | bytearray) -> list[int]:
     return starts
 
 
+def line_end(data: bytes, offset: int) -> int:
+    """The offset of the ``\n`` that ends the line holding ``offset`` (the data's end on the last line)."""
+    nl = data.find(b"\n", offset)
+    return len(data) if nl < 0 else nl
+
+
 def skip_string(data: bytes, i: int, end: int) -> int:
     """Index just after the string literal whose opening quote is at ``i``."""
     quote = data[i]

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qlint.lint.facts import Span
+from qlint.lint.facts import FileFacts, Span
 from qlint.lint.source import SourceFile
 from qlint.manifests.yamldoc import Node
 
-FILE_NAMES = ("queue.yaml", "queue.yml")
 MIN_BACKOFF_DEFAULT = 0.1
 MAX_BACKOFF_DEFAULT = 3600
 
@@ -28,6 +27,11 @@ class TaskQueue:
     entry: Node  # the queue's mapping
     anchor: Span  # its ``- name:`` line
     retry: Node | None  # ``retry_parameters``
+
+    @property
+    def file(self) -> FileFacts:
+        """The ``queue.yaml`` as rules report on it."""
+        return FileFacts(path=self.path, module="")
 
     def parameter(self, key: str) -> Node | None:
         return self.retry.get(key) if self.retry is not None and self.retry.is_map else None

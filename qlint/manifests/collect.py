@@ -15,7 +15,7 @@ from pathlib import Path
 
 from qlint.lint.facts import FileFacts, Span
 from qlint.lint.source import SourceFile
-from qlint.manifests import cloudformation, cloudtasks, sidekiq, terraform, yamldoc
+from qlint.manifests import cloudformation, cloudtasks, terraform, yamldoc
 from qlint.manifests.commands import WorkerCommand, parse
 from qlint.manifests.workloads import (
     Container,
@@ -127,13 +127,13 @@ def read(src: SourceFile) -> ManifestFile:
             continue
         name = Path(path).name
         plain = doc.get("kind") is None and doc.get("apiVersion") is None  # no Kubernetes document
-        if name in sidekiq.CONFIG_NAMES and plain:
+        if name in yamldoc.SIDEKIQ_NAMES and plain:
             result.sidekiq_config = doc
             continue
-        if name in sidekiq.DATABASE_NAMES and plain:
+        if name in yamldoc.DATABASE_NAMES and plain:
             result.database = doc
             continue
-        if name in cloudtasks.FILE_NAMES:
+        if name in yamldoc.QUEUE_YAML_NAMES:
             result.task_queues.extend(cloudtasks.read(doc, path))
             continue
         if doc.get("kind") is None and (doc.get("Resources") is not None or doc.get("resources") is not None):

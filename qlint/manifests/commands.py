@@ -334,6 +334,13 @@ def _runner(prefix: list[Token]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def command_lines(argv: list[Token]) -> list[list[Token]]:
+    """The commands ``argv`` runs, each from its program on: a shell script (``sh -c "a && b"``)
+    split into its commands, launchers (``exec``, ``dumb-init --``, ``env X=1``) left out. For
+    programs that are not a Python framework's worker (Sidekiq) read with the same shell rules."""
+    return [_unwrap(command)[0] for command in _words(argv)[0]]
+
+
 def program_name(text: str) -> str:
     """The program a word runs: ``/usr/local/bin/celery`` and ``${BIN}celery`` run ``celery``."""
     return os.path.basename(_VARIABLE_PREFIX.sub("", text))

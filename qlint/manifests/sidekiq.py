@@ -11,15 +11,13 @@ shutdown timeout and a concurrency of 5. A value written with ERB (``<%= ENV[...
 from __future__ import annotations
 
 import os
-import shlex
 from dataclasses import dataclass
 
 from qlint.lint.facts import Span
+from qlint.manifests.commands import command_lines, program_name
 from qlint.manifests.workloads import Container, Token, Workload
 from qlint.manifests.yamldoc import Node
 
-CONFIG_NAMES = ("sidekiq.yml", "sidekiq.yaml")
-DATABASE_NAMES = ("database.yml",)
 TIMEOUT_DEFAULT = 25.0
 CONCURRENCY_DEFAULT = 5
 ENVIRONMENT_VARIABLES = ("RAILS_ENV", "RACK_ENV", "APP_ENV")
@@ -43,22 +41,7 @@ class Process:
 
 
 def _program(word: str) -> bool:
-    return os.path.basename(word) in ("sidekiq", "sidekiqswarm")
-
-
-def _words(argv: list[Token]) -> list[Token]:
-    """The command's words, a ``sh -c`` script split into words of its own (same span)."""
-    out: list[Token] = []
-    for token in argv:
-        if " " in token.text.strip():
-            try:
-                parts = shlex.split(token.text)
-            except ValueError:
-                parts = token.text.split()
-            out.extend(Token(p, token.span, False, token.path) for p in parts)
-        else:
-            out.append(token)
-    return out
+    return program_name(word) in ("sidekiq", "sidekiqswarm")
 
 
 _FLAGS = {"-t": "timeout", "--timeout": "timeout", "-c": "concurrency", "--concurrency": "concurrency",
@@ -76,8 +59,6 @@ def _flags(words: list[Token]) -> dict[str, Token]:
         elif text in _FLAGS and index + 1 < len(words):
             found[_FLAGS[text]] = words[index + 1]
             index += 1
-        elif text in ("&&", ";", "|", "||"):
-            break  # the next command of a shell script
         index += 1
     return found
 
@@ -109,10 +90,14 @@ def processes(workloads: list[Workload], configs: dict[str, Node], root: str) ->
     out = []
     for workload in workloads:
         for container in workload.containers:
-            words = _words(container.argv)
-            start = next((i for i, w in enumerate(words) if _program(w.text)), None)
-            if start is None:
+            if not any("sidekiq" in token.text for token in container.argv):
+                continue  # (the model is built twice a run: most containers run no Sidekiq)
+            # ``bundle exec sidekiq``: the program is a word of one of the container's commands.
+            found = next(((words, i) for words in command_lines(container.argv)
+                          for i, w in enumerate(words) if _program(w.text)), None)
+            if found is None:
                 continue
+            words, start = found
             flags = _flags(words[start + 1:])
             env_token = flags.get("environment")
             environment = env_token.text if env_token is not None else next(

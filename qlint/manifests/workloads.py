@@ -60,6 +60,10 @@ class Container:
         return self.cpu_request if self.cpu_request is not None else self.cpu_limit
 
 
+GRACE_DEFAULTS = {"compose": 10.0}  # seconds; Kubernetes (every other kind): 30
+KUBERNETES_GRACE = 30.0
+
+
 @dataclass
 class Workload:
     kind: str  # a Kubernetes kind, or "compose"
@@ -91,6 +95,15 @@ class Workload:
     def file(self) -> FileFacts:
         """The manifest as rules report on it (``RuleContext.report`` takes a file's facts)."""
         return FileFacts(path=self.path, module="")
+
+    @property
+    def grace(self) -> tuple[float, bool]:
+        """How long the workload's containers get to stop after SIGTERM, in seconds, and whether
+        that is the default: Kubernetes' ``terminationGracePeriodSeconds`` of 30 s, or the 10 s
+        ``docker stop`` waits for a compose service without ``stop_grace_period``."""
+        if self.grace_seconds is not None:
+            return self.grace_seconds, False
+        return GRACE_DEFAULTS.get(self.kind, KUBERNETES_GRACE), True
 
 
 def cpu(text: str | None) -> float | None:

@@ -35,7 +35,10 @@ _MANIFEST_HINT = re.compile(rb"^(apiVersion|kind|services|Resources|AWSTemplateF
 SERVERLESS_NAMES = ("serverless.yml", "serverless.yaml")
 # Likewise App Engine's (and Cloud Tasks') ``queue.yaml``, whose one key is ``queue:``, and the
 # Sidekiq and Rails files Sidekiq's rules read (``config/sidekiq.yml``, ``config/database.yml``).
-NAMED_MANIFESTS = (*SERVERLESS_NAMES, "queue.yaml", "queue.yml", "sidekiq.yml", "sidekiq.yaml", "database.yml")
+QUEUE_YAML_NAMES = ("queue.yaml", "queue.yml")
+SIDEKIQ_NAMES = ("sidekiq.yml", "sidekiq.yaml")
+DATABASE_NAMES = ("database.yml",)
+NAMED_MANIFESTS = (*SERVERLESS_NAMES, *QUEUE_YAML_NAMES, *SIDEKIQ_NAMES, *DATABASE_NAMES)
 
 
 class Skipped(Exception):

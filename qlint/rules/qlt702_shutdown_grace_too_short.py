@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 
-from qlint.fixers.yaml import set_scalar
+from qlint.fixers.yaml import grace_edits
 from qlint.frameworks.celery_failures import task_queues
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
@@ -11,8 +11,6 @@ from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.manifests.joins import setting, settings_of, tasks_of
 from qlint.rules.qlt704_sigterm_interrupts_tasks import signal_name, stop_signal
 
-DEFAULT_GRACE = {"compose": 10.0}  # seconds; Kubernetes: 30
-KUBERNETES_GRACE = 30.0
 MARGIN = 30  # seconds a fix adds on top of the longest wait
 
 
@@ -439,10 +437,7 @@ spec:
                 continue
             longest, why, worker = max(waits, key=lambda w: w[0])
             workload = worker.workload
-            grace = workload.grace_seconds
-            default = grace is None
-            if default:
-                grace = DEFAULT_GRACE.get(workload.kind, KUBERNETES_GRACE)
+            grace, default = workload.grace
             if grace >= longest:
                 continue
             target = int(math.ceil(longest)) + MARGIN
@@ -513,15 +508,8 @@ spec:
 
     @staticmethod
     def _fix(ctx: RuleContext, workload, target: int):
-        src = ctx.sources[workload.path]
-        if workload.kind == "compose":
-            edits = set_scalar(src, workload.pod, "stop_grace_period", f"{target}s") if workload.pod else []
-        else:
-            edits = set_scalar(src, workload.pod, "terminationGracePeriodSeconds", str(target)) \
-                if workload.pod is not None and workload.pod.is_map else []
-        key = "stop_grace_period" if workload.kind == "compose" else "terminationGracePeriodSeconds"
+        edits, key = grace_edits(ctx.sources[workload.path], workload, target)
         return ctx.fix(workload.file, f"Set `{key}` to {target} s", edits) if edits else None
-
 
 def _may_run(ctx: RuleContext, worker, task) -> bool:
     """Whether the worker may run the task. A Celery worker that names its queues (``-Q a,b``) does

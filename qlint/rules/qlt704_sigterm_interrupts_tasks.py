@@ -11,8 +11,6 @@ from qlint.lint.registry import Invalid, Rule, Valid, register
 from qlint.manifests.joins import setting, settings_of
 from qlint.manifests.yamldoc import Node
 
-DEFAULT_GRACE = {"compose": 10.0}  # seconds ``docker stop`` waits; Kubernetes: 30
-KUBERNETES_GRACE = 30.0
 DOCKERFILE_LIMIT = 1 << 20  # bytes: a larger "Dockerfile" is not one
 # A preStop hook that sends SIGINT to the container's main process before the kubelet's SIGTERM.
 _KILL_INT = re.compile(r"\b(kill|pkill|killall)\b[^;&|]*?\s-(s\s+)?(SIG)?(INT|2)\b", re.IGNORECASE)
@@ -507,10 +505,7 @@ spec:
             wait, where = cli.shutdown_default, "the default"
         if wait is None or wait > 0:
             return None
-        grace = workload.grace_seconds
-        default = grace is None
-        if default:
-            grace = DEFAULT_GRACE.get(workload.kind, KUBERNETES_GRACE)
+        grace, default = workload.grace
         if grace <= 0:
             return None
         message = (f"The {worker.framework} worker in `{worker.container.name}` waits 0 s for running tasks when "

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
-from qlint.lint.facts import FileFacts
 from qlint.lint.registry import Invalid, Rule, Valid, register
 
 
@@ -119,7 +118,7 @@ queue:
             seconds = ceiling.number() if ceiling is not None and ceiling.is_scalar else None
             every = f"every {seconds:g} s (its `max_backoff_seconds`)" if seconds is not None else \
                 "once an hour (the default `max_backoff_seconds` of 3600 s)"
-            ctx.report(FileFacts(path=queue.path, module=""), queue.anchor,
+            ctx.report(queue.file, queue.anchor,
                        f"Cloud Tasks queue `{queue.name}` sets neither `task_retry_limit` nor `task_age_limit`: a task "
                        f"whose handler keeps failing is retried until it succeeds, forever, {every} once its "
                        "backoff has grown; set `retry_parameters` with a limit")

@@ -3,7 +3,6 @@ from __future__ import annotations
 from qlint.fixers.yaml import set_scalar
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
-from qlint.lint.facts import FileFacts
 from qlint.lint.registry import Invalid, Rule, Valid, register
 
 MIN_BACKOFF = 1  # below one second, the first retries come in a burst
@@ -135,9 +134,9 @@ queue:
             spacing = "the first retries are not spaced at all" if value <= 0 else \
                 f"the first retries come {value:g} s, {2 * value:g} s, {4 * value:g} s after the failure"
             edits = set_scalar(ctx.sources[queue.path], queue.retry, "min_backoff_seconds", FIX_BACKOFF)
-            fix = ctx.fix(FileFacts(path=queue.path, module=""), f"Set `min_backoff_seconds: {FIX_BACKOFF}`",
+            fix = ctx.fix(queue.file, f"Set `min_backoff_seconds: {FIX_BACKOFF}`",
                           edits) if edits else None
-            ctx.report(FileFacts(path=queue.path, module=""), node.span,
+            ctx.report(queue.file, node.span,
                        f"Cloud Tasks queue `{queue.name}` waits {value:g} s before the first retry: {spacing}, so "
                        "when a dependency fails every task of the queue retries at once; start the backoff at "
                        "several seconds", fix=fix)

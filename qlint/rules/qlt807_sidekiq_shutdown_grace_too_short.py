@@ -2,13 +2,11 @@ from __future__ import annotations
 
 import math
 
-from qlint.fixers.yaml import set_scalar
+from qlint.fixers.yaml import grace_edits
 from qlint.lint.context import RuleContext
 from qlint.lint.diagnostics import Severity
 from qlint.lint.registry import Invalid, Rule, Valid, register
 
-GRACE_DEFAULT = {"compose": 10.0}  # seconds; Kubernetes: 30
-KUBERNETES_GRACE = 30.0
 PUSH_BACK = 5  # seconds Sidekiq needs after its timeout to push unfinished jobs back to Redis
 MARGIN = 10
 
@@ -61,7 +59,8 @@ class SidekiqShutdownGraceTooShort(Rule):
     ```
 
     ## Fix safety
-    The fix sets the grace period (where one is written) to the timeout plus 15 s. It is unsafe:
+    The fix sets the grace period (writing it where it is left to the default) to the timeout
+    plus 15 s. It is unsafe:
     a rollout waits that much longer for each old pod to stop.
 
     ## References
@@ -137,7 +136,19 @@ spec:
       containers:
         - name: sidekiq
           command: ["bundle", "exec", "sidekiq"]
-"""}, expect=[("k8s/sidekiq.yaml", 2)], message="Sidekiq's default"),
+"""}, expect=[("k8s/sidekiq.yaml", 2)], message="Sidekiq's default", fixed={"k8s/sidekiq.yaml": """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: sidekiq
+spec:
+  template:
+    spec:
+      terminationGracePeriodSeconds: 40
+      containers:
+        - name: sidekiq
+          command: ["bundle", "exec", "sidekiq"]
+"""}, note="both defaults: 30 s against 25 s and the push back; the grace period is written"),
         Invalid({"k8s/sidekiq.yaml": """
 apiVersion: apps/v1
 kind: Deployment
@@ -172,7 +183,13 @@ services:
   sidekiq:
     image: app
     command: bundle exec sidekiq
-"""}, expect=[("docker-compose.yml", 2)], message="10 s", note="compose: 10 s by default"),
+"""}, expect=[("docker-compose.yml", 2)], message="10 s", fixed={"docker-compose.yml": """
+services:
+  sidekiq:
+    stop_grace_period: 40s
+    image: app
+    command: bundle exec sidekiq
+"""}, note="compose: 10 s by default"),
     ]
 
     def check(self, ctx: RuleContext) -> None:
@@ -183,10 +200,7 @@ services:
             timeout = process.timeout.value
             if timeout is None:
                 continue  # written where qlint cannot read it (ERB, a variable)
-            grace = workload.grace_seconds
-            default = grace is None
-            if default:
-                grace = GRACE_DEFAULT.get(workload.kind, KUBERNETES_GRACE)
+            grace, default = workload.grace
             if grace > timeout + PUSH_BACK:
                 continue
             source = "Sidekiq's default" if process.timeout.source == "default" else process.timeout.source
@@ -201,17 +215,5 @@ services:
 
     @staticmethod
     def _fix(ctx: RuleContext, workload, target: int):
-        if workload.pod is None or not workload.pod.is_map:
-            return None
-        src = ctx.sources[workload.path]
-        if workload.kind == "compose":
-            if workload.pod.get("stop_grace_period") is None:
-                return None
-            edits = set_scalar(src, workload.pod, "stop_grace_period", f"{target}s")
-            key = "stop_grace_period"
-        else:
-            if workload.pod.get("terminationGracePeriodSeconds") is None:
-                return None
-            edits = set_scalar(src, workload.pod, "terminationGracePeriodSeconds", str(target))
-            key = "terminationGracePeriodSeconds"
+        edits, key = grace_edits(ctx.sources[workload.path], workload, target)
         return ctx.fix(workload.file, f"Set `{key}` to {target} s", edits) if edits else None
